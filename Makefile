@@ -1,0 +1,38 @@
+# The two commands of README: `make repro` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The stamp records that .venv holds exactly the pinned requirements and the package.
+STAMP := $(VENV)/.installed
+
+# DVC runs each stage's `python` from PATH: make it the venv's.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: repro test format lock
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+repro: $(STAMP)
+	$(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Regenerate the lock from requirements.in in a throwaway venv.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet -r requirements.in
+	( head -n 2 requirements.txt; .venv-lock/bin/python -m pip freeze --exclude-editable ) > requirements.txt.new
+	mv requirements.txt.new requirements.txt
+	rm -rf .venv-lock

@@ -1,0 +1,1 @@
+"""A variational autoencoder on MNIST, packaged for a reproducible DVC pipeline."""

@@ -1,0 +1,37 @@
+"""What every stage script shares: logging, signals, and one-line errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable
+
+from mnist_vae.download import DownloadError
+from mnist_vae.mnist import DataError
+from mnist_vae.params import ParamsError
+from mnist_vae.runtime import DeviceError
+from mnist_vae.training import ModelFileError, TrainingDiverged
+
+# Problems a user can fix from the message alone; anything else is a bug and keeps its traceback.
+USER_ERRORS = (ParamsError, DataError, DownloadError, DeviceError, ModelFileError, TrainingDiverged)
+
+
+def _terminate(signum, frame):
+    # Unwind like Ctrl-C, so every `atomic_path` removes its temporary file.
+    raise KeyboardInterrupt
+
+
+def run_stage(name: str, main: Callable[[], None]) -> None:
+    logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s")
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        main()
+    except USER_ERRORS as error:
+        print(f"[{name}] error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(
+            f"[{name}] interrupted; outputs already in place were left untouched", file=sys.stderr
+        )
+        sys.exit(130)

