@@ -5,19 +5,20 @@ import torch
 from tqdm import tqdm
 
 from mnist_vae.atomic import atomic_open, write_json
+from mnist_vae.checkpoints import save_model
 from mnist_vae.cli import run_stage
 from mnist_vae.figures import loss_curves
 from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE
 from mnist_vae.params import load_params
 from mnist_vae.runtime import configure_threads, describe_device, resolve_device
-from mnist_vae.training import LOSS_COLUMNS, fit, save_model
+from mnist_vae.training import LOSS_COLUMNS, fit
 
 
 def main() -> None:
-    params = load_params(["model", "train"])
+    params = load_params(["device", "model", "train"])
     model_params, train = params["model"], params["train"]
-    device = resolve_device(train["device"])
+    device = resolve_device(params["device"])
     threads = configure_threads()
     torch.manual_seed(train["seed"])
 

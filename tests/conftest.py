@@ -42,8 +42,13 @@ def synthetic_root(tmp_path: Path) -> Path:
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_PARAMS = {
+    "device": "cpu",
     "model": {"hidden_dim": 32},
-    "train": {"epochs": 3, "batch_size": 32, "lr": 0.01, "device": "cpu"},
+    "train": {"epochs": 3, "batch_size": 32, "lr": 0.01},
+    "classifier": {"hidden_dim": 16, "epochs": 2, "batch_size": 32, "lr": 0.01},
+    "evaluate": {"digits_per_side": 4},
+    "generate": {"small_count": 20, "large_count": 30, "classified_count": 100},
+    "interpolate": {"steps": 5, "grid_size": 4},
 }
 
 
@@ -73,8 +78,11 @@ class PipelineRepo:
     def set_params(self, changes: dict) -> None:
         path = self.root / "params.yaml"
         params = yaml.safe_load(path.read_text())
-        for section, values in changes.items():
-            params[section].update(values)
+        for name, value in changes.items():
+            if isinstance(value, dict):
+                params[name].update(value)
+            else:
+                params[name] = value
         path.write_text(yaml.safe_dump(params, sort_keys=False))
 
     def commit(self, message: str) -> None:

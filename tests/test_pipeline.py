@@ -45,7 +45,7 @@ def test_cuda_on_a_machine_without_it_stops_with_one_line(pipeline_repo):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    pipeline_repo.set_params({"train": {"device": "cuda"}})
+    pipeline_repo.set_params({"device": "cuda"})
     result = pipeline_repo.run("python", "stages/train.py", check=False)
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1
@@ -54,3 +54,81 @@ def test_cuda_on_a_machine_without_it_stops_with_one_line(pipeline_repo):
         in result.stderr
     )
     assert not (pipeline_repo.root / "models/vae.pt").exists()
+
+
+# Pixel sizes follow from the tiny params in conftest: 4×4 reconstructions, 20 and 30 samples in
+# rows of 10, 5 interpolation steps, a 4×4 lattice, each digit drawn at 2× its 28 px.
+EXPECTED_PNG_SIZES = {
+    "plots/loss.png": (640, 420),
+    "plots/reconstructions.png": (10 + 2 * (244 + 10), 36 + 244 + 10),
+    "plots/reconstruction_confusion.png": (640, 560),
+    "plots/latent_scatter.png": (700, 600),
+    "plots/samples_small.png": (10 + 604 + 10, 36 + 124 + 10),
+    "plots/samples_large.png": (10 + 604 + 10, 36 + 184 + 10),
+    "plots/generated_digits.png": (640, 400),
+    "plots/interpolation.png": (10 + (64 + 10) + (304 + 10) + (64 + 10), 36 + 64 + 10),
+    "plots/latent_grid.png": (10 + 244 + 10, 36 + 244 + 10),
+}
+
+
+def _png_size(path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_every_figure_stage_writes_its_pngs_and_metrics(pipeline_repo):
+    result = pipeline_repo.run("dvc", "repro")
+    for stage in ("train", "classifier", "evaluate", "generate", "interpolate"):
+        assert f"Running stage '{stage}'" in result.stdout
+    root = pipeline_repo.root
+    for path, size in EXPECTED_PNG_SIZES.items():
+        assert _png_size(root / path) == size, path
+
+    evaluation = json.loads((root / "metrics/eval.json").read_text())
+    assert set(evaluation) >= {"test_loss", "test_recon", "test_kl", "reconstructions"}
+    assert 0 <= evaluation["reconstructions"]["misread_share"] <= 1
+    assert set(evaluation["reconstructions"]["misread_share_by_digit"]) == {
+        str(d) for d in range(10)
+    }
+    confusion = pd.read_csv(root / "metrics/reconstruction_confusion.csv")
+    assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == 128
+
+    generated = json.loads((root / "metrics/generate.json").read_text())
+    assert generated["samples_classified"] == 100
+    assert sum(generated["digit_share"].values()) == pytest.approx(1, abs=1e-3)
+    assert 0.1 <= generated["mean_confidence"] <= 1
+    assert 0 <= json.loads((root / "metrics/classifier.json").read_text())["test_accuracy"] <= 1
+
+    page = pipeline_repo.run("dvc", "plots", "show", "-o", "page")
+    html = (root / "page/index.html").read_text()
+    assert "cdn.jsdelivr" not in html and "vegaEmbed" in html
+    for path in EXPECTED_PNG_SIZES:
+        assert path.replace("/", "_") in html, path
+    assert page.returncode == 0
+
+
+def test_a_one_dimensional_latent_still_gets_every_figure(pipeline_repo):
+    pipeline_repo.set_params({"model": {"latent_dim": 1}})
+    pipeline_repo.run("dvc", "repro")
+    root = pipeline_repo.root
+    assert _png_size(root / "plots/latent_grid.png") == (
+        10 + 244 + 10,
+        36 + 64 + 10,
+    )  # one row of 4
+    assert _png_size(root / "plots/latent_scatter.png") == (700, 600)
+
+
+def test_the_classifier_stage_refuses_an_empty_data_set(pipeline_repo):
+    import numpy as np
+
+    from mnist_vae.mnist import MNIST_FILES, raw_dir, write_idx
+
+    folder = raw_dir(pipeline_repo.root / "data")
+    write_idx(folder / MNIST_FILES["train_images"].name, np.zeros((0, 28, 28), np.uint8))
+    write_idx(folder / MNIST_FILES["train_labels"].name, np.zeros(0, np.uint8))
+    result = pipeline_repo.run("python", "stages/classifier.py", check=False)
+    assert result.returncode == 1
+    assert "[classifier] error:" in result.stderr and "the train split is empty" in result.stderr
+    assert not (pipeline_repo.root / "models/classifier.pt").exists()

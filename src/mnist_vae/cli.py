@@ -7,11 +7,12 @@ import signal
 import sys
 from collections.abc import Callable
 
+from mnist_vae.checkpoints import ModelFileError
 from mnist_vae.download import DownloadError
 from mnist_vae.mnist import DataError
 from mnist_vae.params import ParamsError
 from mnist_vae.runtime import DeviceError
-from mnist_vae.training import ModelFileError, TrainingDiverged
+from mnist_vae.training import TrainingDiverged
 
 # Problems a user can fix from the message alone; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ParamsError, DataError, DownloadError, DeviceError, ModelFileError, TrainingDiverged)

@@ -66,19 +66,67 @@ def device() -> Field:
     )
 
 
-SCHEMA: dict[str, dict[str, Field]] = {
+def probability() -> Field:
+    return Field(
+        "a number strictly between 0 and 1",
+        lambda v: (_is_int(v) or isinstance(v, float)) and 0 < v < 1,
+    )
+
+
+def optional(field: Field) -> Field:
+    return Field(f"null or {field.expected}", lambda v: v is None or field.is_valid(v))
+
+
+def _training(**extra: Field) -> dict[str, Field]:
+    return {
+        **extra,
+        "epochs": integer(1),
+        "batch_size": integer(1),
+        "lr": positive_number(),
+        "seed": integer(0),
+    }
+
+
+# A section is a mapping of fields; a bare Field is a top-level scalar such as `device`.
+SCHEMA: dict[str, dict[str, Field] | Field] = {
+    "device": device(),
     "model": {
         "hidden_dim": integer(1),
         "latent_dim": integer(1),
         "sigmoid_latent": boolean(),
     },
-    "train": {
-        "epochs": integer(1),
-        "batch_size": integer(1),
-        "lr": positive_number(),
+    "train": _training(),
+    "classifier": _training(hidden_dim=integer(1)),
+    "evaluate": {
+        "digits_per_side": integer(1),
         "seed": integer(0),
-        "device": device(),
     },
+    "generate": {
+        "small_count": integer(1),
+        "large_count": integer(1),
+        "classified_count": integer(1),
+        "seed": integer(0),
+    },
+    "interpolate": {
+        "start_digit": integer(0, 9),
+        "end_digit": integer(0, 9),
+        "start_index": optional(integer(0)),
+        "end_index": optional(integer(0)),
+        "steps": integer(2),
+        "grid_size": integer(2),
+        "grid_low_quantile": probability(),
+        "grid_high_quantile": probability(),
+    },
+}
+
+# Rules that involve several keys of one section: (rule, message).
+CROSS_CHECKS: dict[str, list[tuple[Callable[[dict], bool], str]]] = {
+    "interpolate": [
+        (
+            lambda s: s["grid_low_quantile"] < s["grid_high_quantile"],
+            "grid_low_quantile must be below grid_high_quantile",
+        ),
+    ],
 }
 
 
@@ -94,16 +142,30 @@ def _unknown_key_message(where: str, key: str, known: list[str]) -> str:
     return message + f" (known keys: {', '.join(sorted(known))})"
 
 
-def validate(raw: Any, sections: list[str], source: str = "params.yaml") -> dict[str, dict]:
-    """Check `sections` of an already-parsed params mapping and return them."""
+def validate(raw: Any, sections: list[str], source: str = "params.yaml") -> dict[str, Any]:
+    """Check `sections` of an already-parsed params mapping and return them.
+
+    Unknown top-level names are refused too, whichever stage reads the file, so a typo in a
+    section name is caught by the first stage that runs.
+    """
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of sections, got {_describe(raw)}")
-    checked: dict[str, dict] = {}
+    for name in raw:
+        if name not in SCHEMA:
+            raise ParamsError(_unknown_key_message(source, str(name), [*SCHEMA]))
+    checked: dict[str, Any] = {}
     for section in sections:
         schema = SCHEMA[section]
         if section not in raw:
             raise ParamsError(f"{source}: missing section '{section}'")
         values = raw[section]
+        if isinstance(schema, Field):
+            if not schema.is_valid(values):
+                raise ParamsError(
+                    f"{source}: {section}: expected {schema.expected}, got {_describe(values)}"
+                )
+            checked[section] = values
+            continue
         if not isinstance(values, dict):
             raise ParamsError(f"{source}: '{section}' must be a mapping, got {_describe(values)}")
         for key in values:
@@ -117,11 +179,14 @@ def validate(raw: Any, sections: list[str], source: str = "params.yaml") -> dict
                 raise ParamsError(
                     f"{where}: expected {field.expected}, got {_describe(values[key])}"
                 )
+        for rule, message in CROSS_CHECKS.get(section, []):
+            if not rule(values):
+                raise ParamsError(f"{source}: {section}: {message}")
         checked[section] = dict(values)
     return checked
 
 
-def load_params(sections: list[str], path: str | Path = "params.yaml") -> dict[str, dict]:
+def load_params(sections: list[str], path: str | Path = "params.yaml") -> dict[str, Any]:
     path = Path(path)
     try:
         text = path.read_text()

@@ -20,7 +20,7 @@ def resolve_device(spec: str) -> torch.device:
         if not torch.cuda.is_available():
             raise DeviceError(
                 f"device '{spec}' requested but this machine has no usable CUDA "
-                f"(torch {torch.__version__}); set train.device to 'auto' or 'cpu'"
+                f"(torch {torch.__version__}); set `device` in params.yaml to 'auto' or 'cpu'"
             )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise DeviceError(

@@ -7,16 +7,13 @@ device and read back once per epoch, so a GPU never waits for the host inside an
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from mnist_vae.atomic import write_bytes
 from mnist_vae.model import VAE, loss_terms
 
 EVAL_BATCH_SIZE = 2048
@@ -32,10 +29,6 @@ LOSS_COLUMNS = [
 
 
 class TrainingDiverged(RuntimeError):
-    pass
-
-
-class ModelFileError(ValueError):
     pass
 
 
@@ -61,6 +54,15 @@ def _per_image(recon_sum: torch.Tensor, kl_sum: torch.Tensor, count: int) -> Elb
     return ElboTerms(recon=totals[0] / count, kl=totals[1] / count)
 
 
+def shuffled_batches(
+    count: int, batch_size: int, generator: torch.Generator, device: torch.device
+) -> list[torch.Tensor]:
+    """Index batches of one epoch: a seeded permutation (drawn on the CPU, so the order is the
+    same on every device) cut into slices; the last batch may be smaller."""
+    order = torch.randperm(count, generator=generator).to(device)
+    return list(order.split(batch_size))
+
+
 def train_epoch(
     model: VAE,
     optimizer: torch.optim.Optimizer,
@@ -69,11 +71,10 @@ def train_epoch(
     generator: torch.Generator,
 ) -> ElboTerms:
     model.train()
-    order = torch.randperm(len(x), generator=generator).to(x.device)
     recon_sum = torch.zeros((), device=x.device)
     kl_sum = torch.zeros((), device=x.device)
-    for start in range(0, len(x), batch_size):
-        batch = x[order[start : start + batch_size]]
+    for indices in shuffled_batches(len(x), batch_size, generator, x.device):
+        batch = x[indices]
         logits, mu, logvar = model(batch)
         recon, kl = loss_terms(logits, batch, mu, logvar)
         loss = (recon + kl).mean()
@@ -140,43 +141,3 @@ def fit(
         rows.append(row)
         on_epoch(row)
     return rows
-
-
-def save_model(model: VAE, path: str | Path) -> None:
-    checkpoint = {"hyperparameters": model.hyperparameters(), "state_dict": model.state_dict()}
-    # Through a buffer: torch.save names the archive's inner folder after a file path, and the
-    # temporary name differs each run, which would make identical models differ byte for byte.
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    write_bytes(path, buffer.getvalue())
-
-
-def load_model(
-    path: str | Path, expected: dict | None = None, device: torch.device | str = "cpu"
-) -> VAE:
-    """Load a model saved by `save_model` (tensors and plain values only: weights_only=True).
-
-    With `expected` (the `model` section of params.yaml), a file trained with other
-    hyperparameters is refused with the differences named, instead of a shape-mismatch traceback.
-    """
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such model file; run `dvc repro train` first") from None
-    if not isinstance(checkpoint, dict) or {"hyperparameters", "state_dict"} - checkpoint.keys():
-        raise ModelFileError(f"{path}: not a model file written by the train stage")
-    stored = checkpoint["hyperparameters"]
-    if expected is not None:
-        differences = [
-            f"model.{key}: file has {stored.get(key)!r}, params.yaml has {value!r}"
-            for key, value in expected.items()
-            if stored.get(key) != value
-        ]
-        if differences:
-            raise ModelFileError(
-                f"{path} was trained with other model params ({'; '.join(differences)}); "
-                "rerun `dvc repro` to retrain it"
-            )
-    model = VAE(**stored)
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.to(device).eval()

@@ -1,0 +1,156 @@
+"""Time our training loop against the conventional DataLoader + ToTensor loop, same model.
+
+    python benchmarks/train_speed.py [--device auto|cpu|cuda] [--epochs 3] [--batch-size 128]
+
+Each loop runs in its own subprocess (so peak RSS is its own), trains the same VAE from the same
+initial weights with the same loss, batch size and Adam settings, runs one warm-up epoch, then
+times `--epochs` more. It prints a table and writes it as JSON (`--out`).
+
+(a) conventional: torchvision.datasets.MNIST with transforms.ToTensor() in a DataLoader,
+    shuffled, images converted through PIL every epoch, `loss.item()` every batch, as in
+    pytorch/examples' vae/main.py;
+(b) ours: mnist_vae.training.train_epoch, the loop the `train` stage runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mnist_vae.mnist import load_split
+from mnist_vae.model import VAE, loss_terms
+from mnist_vae.runtime import configure_threads, describe_device, resolve_device
+from mnist_vae.training import train_epoch
+
+DATA_ROOT = "data"
+SEED = 1
+
+
+def conventional_epoch(model, optimizer, loader, device) -> float:
+    model.train()
+    total = 0.0
+    for images, _ in loader:
+        x = images.view(-1, 784).to(device)
+        logits, mu, logvar = model(x)
+        recon, kl = loss_terms(logits, x, mu, logvar)
+        loss = (recon + kl).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(x)
+    return total / len(loader.dataset)
+
+
+def run_one(loop: str, device_spec: str, epochs: int, batch_size: int) -> dict:
+    device = resolve_device(device_spec)
+    threads = configure_threads()
+    torch.manual_seed(SEED)
+    model = VAE().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    if loop == "conventional":
+        from torch.utils.data import DataLoader
+        from torchvision import datasets, transforms
+
+        dataset = datasets.MNIST(
+            DATA_ROOT, train=True, download=False, transform=transforms.ToTensor()
+        )
+        extra = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, **extra)
+
+        def epoch() -> float:
+            return conventional_epoch(model, optimizer, loader, device)
+
+    else:
+        x = load_split(DATA_ROOT, "train").flat_float(device)
+        generator = torch.Generator().manual_seed(SEED)
+
+        def epoch() -> float:
+            return train_epoch(model, optimizer, x, batch_size, generator).loss
+
+    def timed() -> tuple[float, float]:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        loss = epoch()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - started, loss
+
+    warmup_seconds, first_epoch_loss = timed()  # also the loss after one epoch, for agreement
+    seconds = [timed()[0] for _ in range(epochs)]
+    median = statistics.median(seconds)
+    return {
+        "loop": loop,
+        "device": describe_device(device),
+        "cpu_threads": threads,
+        "batch_size": batch_size,
+        "warmup_seconds": round(warmup_seconds, 3),
+        "seconds_per_epoch_min": round(min(seconds), 3),
+        "seconds_per_epoch_median": round(median, 3),
+        "images_per_second": round(60_000 / median),
+        "loss_after_first_epoch": round(first_epoch_loss, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_cuda_mb": round(torch.cuda.max_memory_allocated(device) / 2**20)
+        if device.type == "cuda"
+        else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs after one warm-up")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--out", type=Path, default=None, help="JSON file for the results")
+    parser.add_argument("--only", choices=["conventional", "ours"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.only:
+        print(json.dumps(run_one(args.only, args.device, args.epochs, args.batch_size)))
+        return
+
+    rows = []
+    for loop in ("conventional", "ours"):
+        command = [sys.executable, __file__, "--only", loop, "--device", args.device,
+                   "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]  # fmt: skip
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(output.strip().splitlines()[-1]))
+    conventional, ours = rows
+    summary = {
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}",
+        "torch": torch.__version__,
+        "rows": rows,
+        "speedup_median": round(
+            conventional["seconds_per_epoch_median"] / ours["seconds_per_epoch_median"], 2
+        ),
+        "first_epoch_loss_difference": round(
+            ours["loss_after_first_epoch"] - conventional["loss_after_first_epoch"], 3
+        ),
+    }
+    columns = ["loop", "device", "cpu_threads", "seconds_per_epoch_min", "seconds_per_epoch_median",
+               "images_per_second", "peak_rss_mb", "peak_cuda_mb", "loss_after_first_epoch"]  # fmt: skip
+    print(" | ".join(columns))
+    for row in rows:
+        print(" | ".join(str(row[c]) for c in columns))
+    print(f"speed-up (median epoch, conventional / ours): {summary['speedup_median']}x")
+    print(
+        f"loss after one epoch, ours minus conventional: {summary['first_epoch_loss_difference']}"
+    )
+    if args.out:
+        from mnist_vae.atomic import write_json
+
+        write_json(args.out, summary)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Counting what the classifier reads: confusions, misreadings, digit shares."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def confusion_counts(true: torch.Tensor, predicted: torch.Tensor) -> np.ndarray:
+    """10×10 counts: row = true digit, column = digit read."""
+    pairs = (true.cpu() * 10 + predicted.cpu()).long()
+    return torch.bincount(pairs, minlength=100).reshape(10, 10).numpy()
+
+
+def misreadings(true: torch.Tensor, predicted: torch.Tensor) -> dict:
+    """Share of images read as another digit, overall and per true digit, and the top pairs."""
+    counts = confusion_counts(true, predicted)
+    per_digit = counts.sum(axis=1)
+    wrong = per_digit - np.diag(counts)
+    off_diagonal = [(counts[t, r], t, r) for t in range(10) for r in range(10) if t != r]
+    top = sorted(off_diagonal, reverse=True)[:3]
+    return {
+        "misread_share": round(float(wrong.sum() / max(per_digit.sum(), 1)), 4),
+        "misread_share_by_digit": {
+            str(d): round(float(wrong[d] / per_digit[d]), 4) if per_digit[d] else None
+            for d in range(10)
+        },
+        # e.g. "9->4": the share of all true 9s whose reconstruction reads as 4
+        "top_confusions": {
+            f"{t}->{r}": round(float(n / per_digit[t]), 4) for n, t, r in top if n > 0
+        },
+    }
+
+
+def digit_shares(predicted: torch.Tensor) -> list[float]:
+    counts = torch.bincount(predicted.cpu(), minlength=10).double()
+    return (counts / counts.sum()).tolist()

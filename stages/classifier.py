@@ -1,0 +1,46 @@
+"""Stage `classifier`: train the MLP that judges which digit an image shows; record its accuracy."""
+
+import torch
+from tqdm import tqdm
+
+from mnist_vae.atomic import write_json
+from mnist_vae.checkpoints import save_model
+from mnist_vae.classifier import Classifier, classify, fit_classifier
+from mnist_vae.cli import run_stage
+from mnist_vae.mnist import load_split
+from mnist_vae.params import load_params
+from mnist_vae.runtime import configure_threads, describe_device, resolve_device
+
+
+def main() -> None:
+    params = load_params(["device", "classifier"])
+    settings = params["classifier"]
+    device = resolve_device(params["device"])
+    configure_threads()
+    torch.manual_seed(settings["seed"])
+
+    train, test = load_split("data", "train"), load_split("data", "test")
+    model = Classifier(settings["hidden_dim"]).to(device)
+    with tqdm(total=settings["epochs"], desc=f"classifier on {device}", unit="epoch") as bar:
+        fit_classifier(
+            model,
+            train.flat_float(device),
+            train.labels.to(device),
+            epochs=settings["epochs"],
+            batch_size=settings["batch_size"],
+            lr=settings["lr"],
+            seed=settings["seed"],
+            on_epoch=bar.update,
+        )
+    predicted, _ = classify(model, test.flat_float(device))
+    accuracy = (predicted.cpu() == test.labels).double().mean().item()
+
+    save_model(model, "models/classifier.pt")
+    write_json(
+        "metrics/classifier.json",
+        {"test_accuracy": round(accuracy, 4), "device": describe_device(device)},
+    )
+
+
+if __name__ == "__main__":
+    run_stage("classifier", main)

@@ -1,0 +1,82 @@
+"""Stage `evaluate`: test ELBO, reconstructions, how the classifier reads them, latent scatter."""
+
+import pandas as pd
+import torch
+
+from mnist_vae.atomic import atomic_open, write_json
+from mnist_vae.checkpoints import load_model
+from mnist_vae.classifier import Classifier, classify
+from mnist_vae.cli import run_stage
+from mnist_vae.evaluation import confusion_counts, misreadings
+from mnist_vae.figures import confusion_heatmap, digit_grid, digit_panels, latent_scatter
+from mnist_vae.latents import decode, posterior_means
+from mnist_vae.mnist import load_split
+from mnist_vae.model import VAE
+from mnist_vae.params import load_params
+from mnist_vae.runtime import configure_threads, resolve_device
+from mnist_vae.training import evaluate_elbo
+
+
+def main() -> None:
+    params = load_params(["device", "evaluate"])
+    settings = params["evaluate"]
+    device = resolve_device(params["device"])
+    configure_threads()
+    vae = load_model("models/vae.pt", VAE, device=device)
+    judge = load_model("models/classifier.pt", Classifier, device=device)
+    test = load_split("data", "test")
+    x = test.flat_float(device)
+
+    torch.manual_seed(settings["seed"])
+    elbo = evaluate_elbo(vae, x)
+    means = posterior_means(vae, x)
+    reconstructions = decode(vae, means)
+    read_originals, _ = classify(judge, x)
+    read_reconstructions, _ = classify(judge, reconstructions)
+    labels = test.labels
+
+    write_json(
+        "metrics/eval.json",
+        {
+            "test_loss": round(elbo.loss, 4),
+            "test_recon": round(elbo.recon, 4),
+            "test_kl": round(elbo.kl, 4),
+            "classifier_misread_share_on_originals": misreadings(labels, read_originals)[
+                "misread_share"
+            ],
+            "reconstructions": misreadings(labels, read_reconstructions),
+        },
+    )
+    with atomic_open("metrics/reconstruction_confusion.csv") as handle:
+        table = pd.DataFrame(
+            {"actual": labels.numpy(), "predicted": read_reconstructions.cpu().numpy()}
+        )
+        table.to_csv(handle, index=False)
+
+    side = min(settings["digits_per_side"], int(len(x) ** 0.5))
+    generator = torch.Generator().manual_seed(settings["seed"])
+    shown = torch.randperm(len(x), generator=generator)[: side * side]
+    digit_panels(
+        [
+            (f"{side * side} test digits", digit_grid(x[shown.to(device)], side)),
+            (
+                "decoded from their posterior means",
+                digit_grid(reconstructions[shown.to(device)], side),
+            ),
+        ],
+        "plots/reconstructions.png",
+    )
+    confusion_heatmap(
+        confusion_counts(labels, read_reconstructions),
+        "plots/reconstruction_confusion.png",
+        "How the classifier reads each test digit's reconstruction (%)",
+    )
+    latent_dim = means.shape[1]
+    title = f"Posterior means of the {len(x)} test images"
+    if latent_dim > 2:
+        title += f"\n(first 2 of {latent_dim} latent dimensions)"
+    latent_scatter(means, labels, "plots/latent_scatter.png", title)
+
+
+if __name__ == "__main__":
+    run_stage("evaluate", main)

@@ -1,0 +1,62 @@
+"""Stage `interpolate`: decode a straight line between two digits' latents, and a lattice."""
+
+from mnist_vae.checkpoints import load_model
+from mnist_vae.cli import run_stage
+from mnist_vae.figures import digit_grid, digit_panels
+from mnist_vae.latents import (
+    decode,
+    lattice,
+    lattice_axis,
+    line_between,
+    pick_image,
+    posterior_means,
+)
+from mnist_vae.mnist import load_split
+from mnist_vae.model import VAE
+from mnist_vae.params import load_params
+from mnist_vae.runtime import configure_threads, resolve_device
+
+
+def main() -> None:
+    params = load_params(["device", "interpolate"])
+    settings = params["interpolate"]
+    device = resolve_device(params["device"])
+    configure_threads()
+    vae = load_model("models/vae.pt", VAE, device=device)
+    test = load_split("data", "test")
+
+    start = pick_image(
+        test.labels, settings["start_digit"], settings["start_index"], "interpolate.start_index"
+    )
+    end = pick_image(
+        test.labels, settings["end_digit"], settings["end_index"], "interpolate.end_index"
+    )
+    endpoints = test.flat_float(device)[[start, end]]
+    means = posterior_means(vae, endpoints)
+    steps = settings["steps"]
+    digit_panels(
+        [
+            (f"test #{start}", digit_grid(endpoints[:1], 1)),
+            (
+                f"{steps} latents on the line between their posterior means, decoded",
+                digit_grid(decode(vae, line_between(means[0], means[1], steps)), steps),
+            ),
+            (f"test #{end}", digit_grid(endpoints[1:], 1)),
+        ],
+        "plots/interpolation.png",
+    )
+
+    size = settings["grid_size"]
+    low, high = settings["grid_low_quantile"], settings["grid_high_quantile"]
+    axis = lattice_axis(size, low, high)
+    z = lattice(vae.latent_dim, axis).to(device)
+    title = f"{size}×{size} lattice over z1, z2 (normal quantiles {low}–{high}: {axis[0]:.2f} … {axis[-1]:.2f})"
+    if vae.latent_dim == 1:
+        title = f"{size} points over the 1-D latent (normal quantiles {low}–{high})"
+    elif vae.latent_dim > 2:
+        title += f"; the other {vae.latent_dim - 2} dimensions at 0"
+    digit_panels([(title, digit_grid(decode(vae, z), size))], "plots/latent_grid.png")
+
+
+if __name__ == "__main__":
+    run_stage("interpolate", main)
