@@ -10,7 +10,7 @@ from torch import nn
 
 from mnist_vae.mnist import DataError
 from mnist_vae.model import IMAGE_PIXELS
-from mnist_vae.training import EVAL_BATCH_SIZE, shuffled_batches
+from mnist_vae.training import EVAL_BATCH_SIZE, make_optimizer, shuffled_batches
 
 
 class Classifier(nn.Module):
@@ -50,7 +50,7 @@ def fit_classifier(
     if len(x) != len(labels):
         raise DataError(f"the classifier got {len(x)} images but {len(labels)} labels")
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = make_optimizer(model.parameters(), lr)
     model.train()
     for _ in range(epochs):
         for indices in shuffled_batches(len(x), batch_size, generator, x.device):

@@ -54,6 +54,12 @@ def _per_image(recon_sum: torch.Tensor, kl_sum: torch.Tensor, count: int) -> Elb
     return ElboTerms(recon=totals[0] / count, kl=totals[1] / count)
 
 
+def make_optimizer(parameters, lr: float) -> torch.optim.Adam:
+    """Adam as one fused kernel per step: the per-tensor loop of the default implementation
+    took a quarter of a CPU epoch in the profile (same algorithm, same results up to rounding)."""
+    return torch.optim.Adam(parameters, lr=lr, fused=True)
+
+
 def shuffled_batches(
     count: int, batch_size: int, generator: torch.Generator, device: torch.device
 ) -> list[torch.Tensor]:
@@ -114,7 +120,7 @@ def fit(
 ) -> list[dict]:
     """Train `model` in place; return one row per epoch with LOSS_COLUMNS and `seconds`."""
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = make_optimizer(model.parameters(), lr)
     rows = []
     for epoch in range(1, epochs + 1):
         _sync(train_x.device)
