@@ -8,12 +8,12 @@ STAMP := $(VENV)/.installed
 # DVC runs each stage's `python` from PATH: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test format lock
+.PHONY: repro test format lock benchmark plots-template
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 repro: $(STAMP)
@@ -23,6 +23,14 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# Our training loop against the conventional DataLoader loop (needs MNIST: make repro first).
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/train_speed.py --epochs 5 --out benchmarks/results/latest.json
+
+# Rebuild the offline plots page from the npm registry (maintainers only; the result is committed).
+plots-template: $(STAMP)
+	$(BIN)/python vendor/vega/build_template.py
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -18,11 +18,11 @@ from mnist_vae.training import evaluate_elbo
 
 
 def main() -> None:
-    params = load_params(["device", "evaluate"])
+    params = load_params(["device", "model", "evaluate"])
     settings = params["evaluate"]
     device = resolve_device(params["device"])
     configure_threads()
-    vae = load_model("models/vae.pt", VAE, device=device)
+    vae = load_model("models/vae.pt", VAE, expected=params["model"], device=device)
     judge = load_model("models/classifier.pt", Classifier, device=device)
     test = load_split("data", "test")
     x = test.flat_float(device)

@@ -17,11 +17,11 @@ COLUMNS = 10
 
 
 def main() -> None:
-    params = load_params(["device", "generate"])
+    params = load_params(["device", "model", "generate"])
     settings = params["generate"]
     device = resolve_device(params["device"])
     configure_threads()
-    vae = load_model("models/vae.pt", VAE, device=device)
+    vae = load_model("models/vae.pt", VAE, expected=params["model"], device=device)
     judge = load_model("models/classifier.pt", Classifier, device=device)
 
     # Drawn on the CPU so the same seed gives the same latents on every device.

@@ -18,11 +18,11 @@ from mnist_vae.runtime import configure_threads, resolve_device
 
 
 def main() -> None:
-    params = load_params(["device", "interpolate"])
+    params = load_params(["device", "model", "interpolate"])
     settings = params["interpolate"]
     device = resolve_device(params["device"])
     configure_threads()
-    vae = load_model("models/vae.pt", VAE, device=device)
+    vae = load_model("models/vae.pt", VAE, expected=params["model"], device=device)
     test = load_split("data", "test")
 
     start = pick_image(

@@ -22,6 +22,9 @@ def test_misreadings_overall_per_digit_and_top_pairs():
     assert summary["misread_share_by_digit"]["0"] is None  # no 0 in the data
     assert list(summary["top_confusions"]) == ["9->4", "5->8"]
     assert summary["top_confusions"]["5->8"] == 1.0
+    assert summary["report_pairs"]["9->4"] == pytest.approx(2 / 3, abs=1e-4)
+    assert summary["report_pairs"]["5->8"] == 1.0 and summary["report_pairs"]["4->9"] == 0
+    assert summary["report_pairs"]["8->5"] is None  # no 8 in the data
 
 
 def test_digit_shares_sum_to_one():

@@ -12,8 +12,14 @@ def confusion_counts(true: torch.Tensor, predicted: torch.Tensor) -> np.ndarray:
     return torch.bincount(pairs, minlength=100).reshape(10, 10).numpy()
 
 
+# The pairs the report names ("9 comes back as 4, 5 as 8, 3 as 8"), both ways: always
+# reported, so `dvc metrics diff` can line them up across runs.
+REPORT_PAIRS = [(9, 4), (4, 9), (5, 8), (8, 5), (3, 8), (8, 3)]
+
+
 def misreadings(true: torch.Tensor, predicted: torch.Tensor) -> dict:
-    """Share of images read as another digit, overall and per true digit, and the top pairs."""
+    """Share of images read as another digit, overall and per true digit, the report's pairs
+    and the three most frequent confusions."""
     counts = confusion_counts(true, predicted)
     per_digit = counts.sum(axis=1)
     wrong = per_digit - np.diag(counts)
@@ -25,7 +31,11 @@ def misreadings(true: torch.Tensor, predicted: torch.Tensor) -> dict:
             str(d): round(float(wrong[d] / per_digit[d]), 4) if per_digit[d] else None
             for d in range(10)
         },
-        # e.g. "9->4": the share of all true 9s whose reconstruction reads as 4
+        # "9->4": the share of all true 9s that read as 4
+        "report_pairs": {
+            f"{t}->{r}": round(float(counts[t, r] / per_digit[t]), 4) if per_digit[t] else None
+            for t, r in REPORT_PAIRS
+        },
         "top_confusions": {
             f"{t}->{r}": round(float(n / per_digit[t]), 4) for n, t, r in top if n > 0
         },

@@ -140,3 +140,19 @@ def digit_histogram(shares: Sequence[float], path: str | Path, title: str) -> No
     axis.set_title(title)
     axis.legend()
     save_figure(figure, path)
+
+
+def loss_comparison(runs: dict[str, pd.DataFrame], path: str | Path) -> None:
+    """Several runs' loss curves on one chart: a colour per run, solid test, dashed train."""
+    figure, axis = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
+    for index, (label, history) in enumerate(runs.items()):
+        colour = CLASS_COLOURS(index)
+        axis.plot(history["epoch"], history["test_loss"], color=colour, label=f"{label}: test")
+        axis.plot(history["epoch"], history["train_loss"], color=colour, linestyle="--",
+                  label=f"{label}: train")  # fmt: skip
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("negative ELBO per image (nats)")
+    axis.set_title("Loss curves of several runs")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    save_figure(figure, path)

@@ -1,0 +1,60 @@
+"""Overlay the loss curves of several git revisions or DVC experiments in one PNG.
+
+    python -m mnist_vae.compare HEAD epochs-100 --out plots/loss_comparison.png
+
+Each REV is anything git or `dvc exp` names: a commit, a branch, a tag, or an experiment name
+(its results are committed under refs/exps, since metrics are tracked by git). The curves come
+from `metrics/loss.csv` and the labels from `train.epochs` in `params.yaml` at that revision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import subprocess
+import sys
+
+import pandas as pd
+import yaml
+
+from mnist_vae.figures import loss_comparison
+
+
+def resolve(rev: str) -> str:
+    """A commit for `rev`, trying DVC experiment names after git's own names."""
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                           capture_output=True, text=True)  # fmt: skip
+    if found.returncode == 0:
+        return found.stdout.strip()
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    for line in refs.splitlines():
+        name, commit = line.split()
+        if name.rsplit("/", 1)[-1] == rev:
+            return commit
+    raise SystemExit(f"error: '{rev}' is neither a git revision nor a DVC experiment name")
+
+
+def show(commit: str, path: str) -> str:
+    return subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("revs", nargs="+", help="git revisions or DVC experiment names")
+    parser.add_argument("--out", default="plots/loss_comparison.png")
+    args = parser.parse_args(argv)
+    runs = {}
+    for rev in args.revs:
+        commit = resolve(rev)
+        epochs = yaml.safe_load(show(commit, "params.yaml"))["train"]["epochs"]
+        runs[f"{rev} ({epochs} epochs)"] = pd.read_csv(
+            io.StringIO(show(commit, "metrics/loss.csv"))
+        )
+    loss_comparison(runs, args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
