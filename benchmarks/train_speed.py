@@ -27,10 +27,11 @@ from pathlib import Path
 
 import torch
 
+from mnist_vae.loops import make_optimizer
 from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE, loss_terms
 from mnist_vae.runtime import configure_threads, describe_device, resolve_device
-from mnist_vae.training import make_optimizer, train_epoch
+from mnist_vae.training import train_epoch
 
 DATA_ROOT = "data"
 SEED = 1
@@ -42,7 +43,7 @@ def conventional_epoch(model, optimizer, loader, device) -> float:
     for images, _ in loader:
         x = images.view(-1, 784).to(device)
         logits, mu, logvar = model(x)
-        recon, kl = loss_terms(logits, x, mu, logvar)
+        recon, kl = loss_terms(logits, x, mu, logvar, model.likelihood)
         loss = (recon + kl).mean()
         optimizer.zero_grad()
         loss.backward()

@@ -14,11 +14,11 @@ from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE
 from mnist_vae.params import load_params
 from mnist_vae.runtime import configure_threads, resolve_device
-from mnist_vae.training import evaluate_elbo
+from mnist_vae.training import evaluate_elbo, likelihood_targets
 
 
 def main() -> None:
-    params = load_params(["device", "model", "evaluate"])
+    params = load_params(["device", "data", "model", "evaluate"])
     settings = params["evaluate"]
     device = resolve_device(params["device"])
     configure_threads()
@@ -28,7 +28,7 @@ def main() -> None:
     x = test.flat_float(device)
 
     torch.manual_seed(settings["seed"])
-    elbo = evaluate_elbo(vae, x)
+    elbo = evaluate_elbo(vae, likelihood_targets(x, params["data"]["binarize"]))
     means = posterior_means(vae, x)
     reconstructions = decode(vae, means)
     read_originals, _ = classify(judge, x)

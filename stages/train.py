@@ -12,18 +12,18 @@ from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE
 from mnist_vae.params import load_params
 from mnist_vae.runtime import configure_threads, describe_device, resolve_device
-from mnist_vae.training import LOSS_COLUMNS, fit
+from mnist_vae.training import LOSS_COLUMNS, fit, likelihood_targets
 
 
 def main() -> None:
-    params = load_params(["device", "model", "train"])
-    model_params, train = params["model"], params["train"]
+    params = load_params(["device", "data", "model", "train"])
+    model_params, train, binarize = params["model"], params["train"], params["data"]["binarize"]
     device = resolve_device(params["device"])
     threads = configure_threads()
     torch.manual_seed(train["seed"])
 
     train_x = load_split("data", "train").flat_float(device)
-    test_x = load_split("data", "test").flat_float(device)
+    test_x = likelihood_targets(load_split("data", "test").flat_float(device), binarize)
     model = VAE(**model_params).to(device)
 
     with tqdm(total=train["epochs"], desc=f"train on {device}", unit="epoch") as bar:
@@ -40,6 +40,7 @@ def main() -> None:
             batch_size=train["batch_size"],
             lr=train["lr"],
             seed=train["seed"],
+            binarize=binarize,
             on_epoch=show,
         )
 

@@ -49,6 +49,7 @@ TINY_PARAMS = {
     "evaluate": {"digits_per_side": 4},
     "generate": {"small_count": 20, "large_count": 30, "classified_count": 100},
     "interpolate": {"steps": 5, "grid_size": 4},
+    "evaluate_likelihood": {"ks": [1, 20], "test_images": 64},
 }
 
 

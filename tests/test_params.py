@@ -63,6 +63,30 @@ def test_only_the_asked_sections_are_returned():
             "grid_low_quantile must be below grid_high_quantile",
         ),
         ("model", "latent_dim", 0, "model.latent_dim: expected an integer >= 1"),
+        (
+            "model",
+            "likelihood",
+            "gaussian",
+            "model.likelihood: expected one of 'bernoulli', 'continuous_bernoulli', got 'gaussian'",
+        ),
+        (
+            "data",
+            "binarize",
+            "static",
+            "data.binarize: expected one of 'none', 'dynamic', got 'static'",
+        ),
+        (
+            "evaluate_likelihood",
+            "ks",
+            [],
+            "evaluate_likelihood.ks: expected a non-empty list of integers >= 1, got []",
+        ),
+        (
+            "evaluate_likelihood",
+            "ks",
+            [1, 0],
+            "evaluate_likelihood.ks: expected a non-empty list of integers >= 1",
+        ),
         ("model", "sigmoid_latent", "yes", "model.sigmoid_latent: expected true or false"),
     ],
 )

@@ -80,7 +80,14 @@ def _png_size(path):
 
 def test_every_figure_stage_writes_its_pngs_and_metrics(pipeline_repo):
     result = pipeline_repo.run("dvc", "repro")
-    for stage in ("train", "classifier", "evaluate", "generate", "interpolate"):
+    for stage in (
+        "train",
+        "classifier",
+        "evaluate",
+        "generate",
+        "interpolate",
+        "evaluate_likelihood",
+    ):
         assert f"Running stage '{stage}'" in result.stdout
     root = pipeline_repo.root
     for path, size in EXPECTED_PNG_SIZES.items():
@@ -101,6 +108,11 @@ def test_every_figure_stage_writes_its_pngs_and_metrics(pipeline_repo):
     assert 0.1 <= generated["mean_confidence"] <= 1
     assert 0 <= json.loads((root / "metrics/classifier.json").read_text())["test_accuracy"] <= 1
 
+    likelihood = json.loads((root / "metrics/likelihood.json").read_text())
+    assert likelihood["test_images"] == 64 and likelihood["binarize"] == "none"
+    assert likelihood["k20"]["log_likelihood_nats"] > likelihood["k1"]["log_likelihood_nats"]
+    assert likelihood["k1"]["bits_per_dim"] > 0
+
     page = pipeline_repo.run("dvc", "plots", "show", "-o", "page")
     html = (root / "page/index.html").read_text()
     assert "cdn.jsdelivr" not in html and "vegaEmbed" in html
@@ -118,6 +130,24 @@ def test_a_one_dimensional_latent_still_gets_every_figure(pipeline_repo):
         36 + 64 + 10,
     )  # one row of 4
     assert _png_size(root / "plots/latent_scatter.png") == (700, 600)
+
+
+def test_dynamic_binarization_and_the_continuous_bernoulli_run_through_the_pipeline(pipeline_repo):
+    pipeline_repo.set_params(
+        {"data": {"binarize": "dynamic"}, "model": {"likelihood": "continuous_bernoulli"}}
+    )
+    pipeline_repo.run("dvc", "repro", "evaluate_likelihood", "evaluate")
+    root = pipeline_repo.root
+    likelihood = json.loads((root / "metrics/likelihood.json").read_text())
+    assert (
+        likelihood["binarize"] == "dynamic" and likelihood["likelihood"] == "continuous_bernoulli"
+    )
+    history = pd.read_csv(root / "metrics/loss.csv")
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    assert (
+        _png_size(root / "plots/reconstructions.png")
+        == EXPECTED_PNG_SIZES["plots/reconstructions.png"]
+    )
 
 
 def test_the_classifier_stage_refuses_an_empty_data_set(pipeline_repo):

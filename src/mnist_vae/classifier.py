@@ -8,9 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_vae.mnist import DataError
-from mnist_vae.model import IMAGE_PIXELS
-from mnist_vae.training import EVAL_BATCH_SIZE, make_optimizer, shuffled_batches
+from mnist_vae.loops import EVAL_BATCH_SIZE, make_optimizer, shuffled_batches
+from mnist_vae.mnist import IMAGE_PIXELS, DataError
 
 
 class Classifier(nn.Module):

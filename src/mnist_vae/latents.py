@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from mnist_vae.loops import EVAL_BATCH_SIZE
 from mnist_vae.model import VAE
 from mnist_vae.params import ParamsError
-from mnist_vae.training import EVAL_BATCH_SIZE
 
 
 @torch.no_grad()

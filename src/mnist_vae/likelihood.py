@@ -12,9 +12,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
-from mnist_vae.model import VAE
+from mnist_vae.model import VAE, reconstruction_nll
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -50,9 +49,9 @@ def importance_weighted_bound(
             eps = torch.randn(count, *mu.shape, generator=generator).to(x.device)
             z = mu + std * eps
             logits = model.decode_logits(z.reshape(-1, z.shape[-1])).reshape(count, len(images), -1)
-            log_p_x_given_z = -F.binary_cross_entropy_with_logits(
-                logits, images.expand_as(logits), reduction="none"
-            ).sum(dim=-1)
+            log_p_x_given_z = -reconstruction_nll(
+                logits, images.expand_as(logits), model.likelihood
+            )
             log_p_z = _standard_normal_log_density(z)
             # q(z|x) at z = mu + std * eps: the density of eps, less the log-determinant.
             log_q_z = _standard_normal_log_density(eps) - torch.log(std).sum(dim=-1)

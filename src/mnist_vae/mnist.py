@@ -16,6 +16,7 @@ import torch
 
 from mnist_vae.atomic import write_bytes
 
+IMAGE_PIXELS = 28 * 28
 IMAGE_MAGIC = 0x0803  # uint8 data, 3 dimensions
 LABEL_MAGIC = 0x0801  # uint8 data, 1 dimension
 

@@ -1,20 +1,37 @@
-"""The report's VAE: 784 → hidden → (mu, logvar) of a small latent; z → [sigmoid] → hidden → 784."""
+"""The report's VAE: 784 → hidden → (mu, logvar) of a small latent; z → [sigmoid] → hidden → 784.
+
+The decoder outputs 784 logits, the parameters of a Bernoulli (the report) or a continuous
+Bernoulli (Loaiza-Ganem & Cunningham 2019, a proper density for pixels in [0, 1]) per pixel.
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-IMAGE_PIXELS = 28 * 28
+from mnist_vae.mnist import IMAGE_PIXELS
+
+LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 
 
 class VAE(nn.Module):
-    def __init__(self, hidden_dim: int = 400, latent_dim: int = 2, sigmoid_latent: bool = True):
+    def __init__(
+        self,
+        hidden_dim: int = 400,
+        latent_dim: int = 2,
+        sigmoid_latent: bool = True,
+        likelihood: str = "bernoulli",
+    ):
         super().__init__()
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         self.hidden_dim = hidden_dim
         self.latent_dim = latent_dim
         self.sigmoid_latent = sigmoid_latent
+        self.likelihood = likelihood
         self.fc1 = nn.Linear(IMAGE_PIXELS, hidden_dim)
         self.fc_mu = nn.Linear(hidden_dim, latent_dim)
         self.fc_logvar = nn.Linear(hidden_dim, latent_dim)
@@ -36,8 +53,11 @@ class VAE(nn.Module):
         return self.fc4(F.relu(self.fc3(z)))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Pixel probabilities in [0, 1], shape (N, 784)."""
-        return torch.sigmoid(self.decode_logits(z))
+        """The decoded image: each pixel's expected value in [0, 1], shape (N, 784)."""
+        logits = self.decode_logits(z)
+        if self.likelihood == "continuous_bernoulli":
+            return continuous_bernoulli_mean(logits)
+        return torch.sigmoid(logits)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encode(x)
@@ -49,16 +69,57 @@ class VAE(nn.Module):
             "hidden_dim": self.hidden_dim,
             "latent_dim": self.latent_dim,
             "sigmoid_latent": self.sigmoid_latent,
+            "likelihood": self.likelihood,
         }
 
 
-def loss_terms(
-    logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image negative ELBO terms in nats: (Bernoulli cross-entropy over 784 pixels, KL).
+def continuous_bernoulli_log_norm(logits: torch.Tensor) -> torch.Tensor:
+    """log C(λ) for λ = sigmoid(logits), where C(λ) = 2 atanh(1 - 2λ) / (1 - 2λ).
 
-    The cross-entropy is taken from logits, so a saturated decoder cannot produce log(0).
+    In logits this is log(l / tanh(l / 2)), which is 0/0 at λ = 0.5 (l = 0); there the series
+    log 2 + log(1 + u²/3 - u⁴/45), u = l/2, is exact to float precision.
     """
-    recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
+    half = logits / 2
+    near_half = half.abs() < 1e-2
+    safe = torch.where(near_half, torch.ones_like(half), half)
+    exact = torch.log(safe / torch.tanh(safe))
+    series = torch.log1p(half.pow(2) / 3 - half.pow(4) / 45)
+    return math.log(2) + torch.where(near_half, series, exact)
+
+
+def continuous_bernoulli_mean(logits: torch.Tensor) -> torch.Tensor:
+    """E[x] under the continuous Bernoulli: λ / (2λ - 1) + 1 / (2 atanh(1 - 2λ)).
+
+    In logits, sigmoid(l) / tanh(l/2) - 1/l; near l = 0 the series 1/2 + l/12 - l³/720.
+    """
+    near_half = logits.abs() < 1e-2
+    safe = torch.where(near_half, torch.ones_like(logits), logits)
+    exact = torch.sigmoid(safe) / torch.tanh(safe / 2) - 1 / safe
+    series = 0.5 + logits / 12 - logits.pow(3) / 720
+    return torch.where(near_half, series, exact)
+
+
+def reconstruction_nll(
+    logits: torch.Tensor, x: torch.Tensor, likelihood: str = "bernoulli"
+) -> torch.Tensor:
+    """-log p(x | z) summed over the last (pixel) dimension, in nats.
+
+    From logits, so a saturated decoder cannot produce log(0).
+    """
+    nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    if likelihood == "continuous_bernoulli":
+        nll = nll - continuous_bernoulli_log_norm(logits)
+    return nll.sum(dim=-1)
+
+
+def loss_terms(
+    logits: torch.Tensor,
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    likelihood: str = "bernoulli",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image negative ELBO terms in nats: (reconstruction -log p(x|z), analytic KL)."""
+    recon = reconstruction_nll(logits, x, likelihood)
     kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
     return recon, kl

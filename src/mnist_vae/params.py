@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from mnist_vae.model import LIKELIHOODS
+
 
 class ParamsError(ValueError):
     """A params.yaml problem, phrased as: file, key path, what was expected, what was given."""
@@ -73,6 +75,22 @@ def probability() -> Field:
     )
 
 
+def choice(*options: str) -> Field:
+    return Field(
+        "one of " + ", ".join(repr(o) for o in options),
+        lambda v: isinstance(v, str) and v in options,
+    )
+
+
+def integer_list(minimum: int) -> Field:
+    return Field(
+        f"a non-empty list of integers >= {minimum}",
+        lambda v: (
+            isinstance(v, list) and len(v) > 0 and all(integer(minimum).is_valid(i) for i in v)
+        ),
+    )
+
+
 def optional(field: Field) -> Field:
     return Field(f"null or {field.expected}", lambda v: v is None or field.is_valid(v))
 
@@ -90,10 +108,14 @@ def _training(**extra: Field) -> dict[str, Field]:
 # A section is a mapping of fields; a bare Field is a top-level scalar such as `device`.
 SCHEMA: dict[str, dict[str, Field] | Field] = {
     "device": device(),
+    "data": {
+        "binarize": choice("none", "dynamic"),
+    },
     "model": {
         "hidden_dim": integer(1),
         "latent_dim": integer(1),
         "sigmoid_latent": boolean(),
+        "likelihood": choice(*LIKELIHOODS),
     },
     "train": _training(),
     "classifier": _training(hidden_dim=integer(1)),
@@ -105,6 +127,11 @@ SCHEMA: dict[str, dict[str, Field] | Field] = {
         "small_count": integer(1),
         "large_count": integer(1),
         "classified_count": integer(1),
+        "seed": integer(0),
+    },
+    "evaluate_likelihood": {
+        "ks": integer_list(1),
+        "test_images": integer(1),
         "seed": integer(0),
     },
     "interpolate": {

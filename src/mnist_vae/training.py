@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
+from mnist_vae.loops import EVAL_BATCH_SIZE, make_optimizer, shuffled_batches
 from mnist_vae.model import VAE, loss_terms
 
-EVAL_BATCH_SIZE = 2048
 LOSS_COLUMNS = [
     "epoch",
     "train_loss",
@@ -54,19 +54,20 @@ def _per_image(recon_sum: torch.Tensor, kl_sum: torch.Tensor, count: int) -> Elb
     return ElboTerms(recon=totals[0] / count, kl=totals[1] / count)
 
 
-def make_optimizer(parameters, lr: float) -> torch.optim.Adam:
-    """Adam as one fused kernel per step: the per-tensor loop of the default implementation
-    took a quarter of a CPU epoch in the profile (same algorithm, same results up to rounding)."""
-    return torch.optim.Adam(parameters, lr=lr, fused=True)
+def binarize_once(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """A fixed Bernoulli draw of grey levels: the stochastically binarized test set, the same
+    for every stage and run with this seed (drawn on the CPU, so on every device too)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.bernoulli(x.cpu(), generator=generator).to(x.device)
 
 
-def shuffled_batches(
-    count: int, batch_size: int, generator: torch.Generator, device: torch.device
-) -> list[torch.Tensor]:
-    """Index batches of one epoch: a seeded permutation (drawn on the CPU, so the order is the
-    same on every device) cut into slices; the last batch may be smaller."""
-    order = torch.randperm(count, generator=generator).to(device)
-    return list(order.split(batch_size))
+# One fixed binarized test set for every stage and run, as in the likelihood literature.
+TEST_BINARIZATION_SEED = 0
+
+
+def likelihood_targets(x: torch.Tensor, binarize: str) -> torch.Tensor:
+    """The test images a likelihood is measured on under `data.binarize`."""
+    return x if binarize == "none" else binarize_once(x, TEST_BINARIZATION_SEED)
 
 
 def train_epoch(
@@ -75,14 +76,19 @@ def train_epoch(
     x: torch.Tensor,
     batch_size: int,
     generator: torch.Generator,
+    binarizer: torch.Generator | None = None,
 ) -> ElboTerms:
+    """One epoch; with `binarizer` (a generator on x's device), each batch is drawn afresh as
+    pixels ~ Bernoulli(grey level): dynamic binarization."""
     model.train()
     recon_sum = torch.zeros((), device=x.device)
     kl_sum = torch.zeros((), device=x.device)
     for indices in shuffled_batches(len(x), batch_size, generator, x.device):
         batch = x[indices]
+        if binarizer is not None:
+            batch = torch.bernoulli(batch, generator=binarizer)
         logits, mu, logvar = model(batch)
-        recon, kl = loss_terms(logits, batch, mu, logvar)
+        recon, kl = loss_terms(logits, batch, mu, logvar, model.likelihood)
         loss = (recon + kl).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -101,7 +107,7 @@ def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE
     for start in range(0, len(x), batch_size):
         batch = x[start : start + batch_size]
         logits, mu, logvar = model(batch)
-        recon, kl = loss_terms(logits, batch, mu, logvar)
+        recon, kl = loss_terms(logits, batch, mu, logvar, model.likelihood)
         recon_sum += recon.sum()
         kl_sum += kl.sum()
     return _per_image(recon_sum, kl_sum, len(x))
@@ -116,16 +122,24 @@ def fit(
     batch_size: int,
     lr: float,
     seed: int,
+    binarize: str = "none",
     on_epoch: Callable[[dict], None] = lambda row: None,
 ) -> list[dict]:
-    """Train `model` in place; return one row per epoch with LOSS_COLUMNS and `seconds`."""
+    """Train `model` in place; return one row per epoch with LOSS_COLUMNS and `seconds`.
+
+    `binarize`: "none" trains on grey levels (the report), "dynamic" on a fresh Bernoulli draw
+    of every batch; `test_x` is used as given (binarize it once with `binarize_once`).
+    """
     generator = torch.Generator().manual_seed(seed)
+    binarizer = None
+    if binarize == "dynamic":
+        binarizer = torch.Generator(device=train_x.device).manual_seed(seed + 1)
     optimizer = make_optimizer(model.parameters(), lr)
     rows = []
     for epoch in range(1, epochs + 1):
         _sync(train_x.device)
         started = time.perf_counter()
-        train = train_epoch(model, optimizer, train_x, batch_size, generator)
+        train = train_epoch(model, optimizer, train_x, batch_size, generator, binarizer)
         _sync(train_x.device)
         seconds = time.perf_counter() - started
         if not math.isfinite(train.loss):
