@@ -13,13 +13,14 @@ from mnist_vae.runtime import configure_threads, describe_device, resolve_device
 
 
 def main() -> None:
-    params = load_params(["device", "classifier"])
+    params = load_params(["device", "data", "classifier"])
     settings = params["classifier"]
     device = resolve_device(params["device"])
     configure_threads()
     torch.manual_seed(settings["seed"])
 
-    train, test = load_split("data", "train"), load_split("data", "test")
+    dataset = params["data"]["dataset"]
+    train, test = load_split("data", "train", dataset), load_split("data", "test", dataset)
     model = Classifier(settings["hidden_dim"]).to(device)
     with tqdm(total=settings["epochs"], desc=f"classifier on {device}", unit="epoch") as bar:
         fit_classifier(

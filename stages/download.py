@@ -1,11 +1,12 @@
-"""Stage `download`: the four canonical MNIST IDX files, MD5-verified, in data/MNIST/raw/."""
+"""Stage `download`: the data set's four canonical IDX files, MD5-verified, in data/<dataset>/raw/."""
 
 from mnist_vae.cli import run_stage
-from mnist_vae.download import fetch_mnist
+from mnist_vae.download import fetch_dataset
+from mnist_vae.params import load_params
 
 
 def main() -> None:
-    fetch_mnist("data")
+    fetch_dataset("data", load_params(["data"])["data"]["dataset"])
 
 
 if __name__ == "__main__":

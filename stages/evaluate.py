@@ -1,5 +1,6 @@
 """Stage `evaluate`: test ELBO, reconstructions, how the classifier reads them, latent scatter."""
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -7,10 +8,10 @@ from mnist_vae.atomic import atomic_open, write_json
 from mnist_vae.checkpoints import load_model
 from mnist_vae.classifier import Classifier, classify
 from mnist_vae.cli import run_stage
-from mnist_vae.evaluation import confusion_counts, misreadings
+from mnist_vae.evaluation import REPORT_PAIRS, confusion_counts, misreadings
 from mnist_vae.figures import confusion_heatmap, digit_grid, digit_panels, latent_scatter
 from mnist_vae.latents import decode, posterior_means
-from mnist_vae.mnist import load_split
+from mnist_vae.mnist import DATASETS, load_split
 from mnist_vae.model import VAE
 from mnist_vae.params import load_params
 from mnist_vae.runtime import configure_threads, resolve_device
@@ -24,7 +25,8 @@ def main() -> None:
     configure_threads()
     vae = load_model("models/vae.pt", VAE, expected=params["model"], device=device)
     judge = load_model("models/classifier.pt", Classifier, device=device)
-    test = load_split("data", "test")
+    dataset = DATASETS[params["data"]["dataset"]]
+    test = load_split("data", "test", dataset.name)
     x = test.flat_float(device)
 
     torch.manual_seed(settings["seed"])
@@ -44,12 +46,18 @@ def main() -> None:
             "classifier_misread_share_on_originals": misreadings(labels, read_originals)[
                 "misread_share"
             ],
-            "reconstructions": misreadings(labels, read_reconstructions),
+            "reconstructions": misreadings(
+                labels, read_reconstructions, REPORT_PAIRS if dataset.name == "MNIST" else []
+            ),
         },
     )
     with atomic_open("metrics/reconstruction_confusion.csv") as handle:
+        names = np.array(dataset.class_names)
         table = pd.DataFrame(
-            {"actual": labels.numpy(), "predicted": read_reconstructions.cpu().numpy()}
+            {
+                "actual": names[labels.numpy()],
+                "predicted": names[read_reconstructions.cpu().numpy()],
+            }
         )
         table.to_csv(handle, index=False)
 
@@ -58,7 +66,7 @@ def main() -> None:
     shown = torch.randperm(len(x), generator=generator)[: side * side]
     digit_panels(
         [
-            (f"{side * side} test digits", digit_grid(x[shown.to(device)], side)),
+            (f"{side * side} test images", digit_grid(x[shown.to(device)], side)),
             (
                 "decoded from their posterior means",
                 digit_grid(reconstructions[shown.to(device)], side),
@@ -69,13 +77,14 @@ def main() -> None:
     confusion_heatmap(
         confusion_counts(labels, read_reconstructions),
         "plots/reconstruction_confusion.png",
-        "How the classifier reads each test digit's reconstruction (%)",
+        f"How the classifier reads each test {dataset.noun}'s reconstruction (%)",
+        dataset.class_names,
     )
     latent_dim = means.shape[1]
     title = f"Posterior means of the {len(x)} test images"
     if latent_dim > 2:
         title += f"\n(first 2 of {latent_dim} latent dimensions)"
-    latent_scatter(means, labels, "plots/latent_scatter.png", title)
+    latent_scatter(means, labels, "plots/latent_scatter.png", title, dataset.class_names)
 
 
 if __name__ == "__main__":

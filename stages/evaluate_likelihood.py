@@ -22,7 +22,8 @@ def main() -> None:
     device = resolve_device(params["device"])
     configure_threads()
     vae = load_model("models/vae.pt", VAE, expected=params["model"], device=device)
-    test = load_split("data", "test").flat_float(device)[: settings["test_images"]]
+    test = load_split("data", "test", params["data"]["dataset"]).flat_float(device)
+    test = test[: settings["test_images"]]
     x = likelihood_targets(test, params["data"]["binarize"])
 
     results = {}
@@ -41,6 +42,7 @@ def main() -> None:
         {
             **results,
             "test_images": len(x),
+            "dataset": params["data"]["dataset"],
             "binarize": params["data"]["binarize"],
             "likelihood": vae.likelihood,
             "device": describe_device(device),

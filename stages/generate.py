@@ -9,6 +9,7 @@ from mnist_vae.cli import run_stage
 from mnist_vae.evaluation import digit_shares
 from mnist_vae.figures import digit_grid, digit_histogram, digit_panels
 from mnist_vae.latents import decode
+from mnist_vae.mnist import DATASETS
 from mnist_vae.model import VAE
 from mnist_vae.params import load_params
 from mnist_vae.runtime import configure_threads, resolve_device
@@ -17,7 +18,7 @@ COLUMNS = 10
 
 
 def main() -> None:
-    params = load_params(["device", "model", "generate"])
+    params = load_params(["device", "data", "model", "generate"])
     settings = params["generate"]
     device = resolve_device(params["device"])
     configure_threads()
@@ -45,11 +46,14 @@ def main() -> None:
             "mean_confidence": round(confidence.mean().item(), 4),
         },
     )
+    dataset = DATASETS[params["data"]["dataset"]]
     digit_histogram(
         shares,
         "plots/generated_digits.png",
         f"What the classifier sees in {settings['classified_count']} samples "
         f"(mean confidence {confidence.mean().item():.0%})",
+        dataset.class_names,
+        dataset.noun,
     )
 
 

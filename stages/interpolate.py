@@ -18,12 +18,12 @@ from mnist_vae.runtime import configure_threads, resolve_device
 
 
 def main() -> None:
-    params = load_params(["device", "model", "interpolate"])
+    params = load_params(["device", "data", "model", "interpolate"])
     settings = params["interpolate"]
     device = resolve_device(params["device"])
     configure_threads()
     vae = load_model("models/vae.pt", VAE, expected=params["model"], device=device)
-    test = load_split("data", "test")
+    test = load_split("data", "test", params["data"]["dataset"])
 
     start = pick_image(
         test.labels, settings["start_digit"], settings["start_index"], "interpolate.start_index"

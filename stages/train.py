@@ -22,8 +22,9 @@ def main() -> None:
     threads = configure_threads()
     torch.manual_seed(train["seed"])
 
-    train_x = load_split("data", "train").flat_float(device)
-    test_x = likelihood_targets(load_split("data", "test").flat_float(device), binarize)
+    dataset = params["data"]["dataset"]
+    train_x = load_split("data", "train", dataset).flat_float(device)
+    test_x = likelihood_targets(load_split("data", "test", dataset).flat_float(device), binarize)
     model = VAE(**model_params).to(device)
 
     with tqdm(total=train["epochs"], desc=f"train on {device}", unit="epoch") as bar:
@@ -63,7 +64,7 @@ def main() -> None:
     loss_curves(
         history,
         "plots/loss.png",
-        f"VAE on MNIST: latent {model_params['latent_dim']}, hidden {model_params['hidden_dim']}",
+        f"VAE on {dataset}: latent {model_params['latent_dim']}, hidden {model_params['hidden_dim']}",
     )
 
 

@@ -25,8 +25,10 @@ def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def write_synthetic_mnist(root: Path, n_train: int = 512, n_test: int = 128) -> Path:
-    folder = raw_dir(root)
+def write_synthetic_mnist(
+    root: Path, n_train: int = 512, n_test: int = 128, dataset: str = "MNIST"
+) -> Path:
+    folder = raw_dir(root, dataset)
     for split, count, seed in (("train", n_train, 1), ("test", n_test, 2)):
         images, labels = synthetic_digits(count, seed)
         write_idx(folder / MNIST_FILES[f"{split}_images"].name, images)

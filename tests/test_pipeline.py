@@ -150,6 +150,27 @@ def test_dynamic_binarization_and_the_continuous_bernoulli_run_through_the_pipel
     )
 
 
+def test_every_stage_runs_on_fashion_mnist_with_class_names(pipeline_repo):
+    from conftest import write_synthetic_mnist
+
+    pipeline_repo.set_params({"data": {"dataset": "FashionMNIST"}})
+    write_synthetic_mnist(pipeline_repo.root / "data", dataset="FashionMNIST")
+    pipeline_repo.run("dvc", "commit", "--force", "download")
+    result = pipeline_repo.run("dvc", "repro")
+    assert "Running stage 'download'" not in result.stdout
+    root = pipeline_repo.root
+    for path, size in EXPECTED_PNG_SIZES.items():
+        assert _png_size(root / path) == size, path
+    confusion = pd.read_csv(root / "metrics/reconstruction_confusion.csv")
+    assert set(confusion["actual"]) <= {
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    }  # fmt: skip
+    evaluation = json.loads((root / "metrics/eval.json").read_text())
+    assert evaluation["reconstructions"]["report_pairs"] == {}  # the digit pairs mean nothing here
+    assert json.loads((root / "metrics/likelihood.json").read_text())["dataset"] == "FashionMNIST"
+
+
 def test_the_classifier_stage_refuses_an_empty_data_set(pipeline_repo):
     import numpy as np
 

@@ -13,11 +13,40 @@ import argparse
 import io
 import subprocess
 import sys
+from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import yaml
 
-from mnist_vae.figures import loss_comparison
+from mnist_vae.figures import CLASS_COLOURS, save_figure
+
+
+def loss_comparison(runs: dict[str, pd.DataFrame], path: str | Path) -> None:
+    """Several runs' loss curves on one chart: a colour per run, solid test, dashed train.
+
+    Runs that share a seed share their first epochs exactly, so earlier-listed runs are drawn
+    on top, with markers, to stay visible where the curves coincide.
+    """
+    figure, axis = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
+    for index, (label, history) in enumerate(runs.items()):
+        style = {"color": CLASS_COLOURS(index), "zorder": len(runs) - index}
+        if len(history) <= 30:
+            style.update(marker="o", markersize=4)
+        axis.plot(history["epoch"], history["test_loss"], label=f"{label}: test", **style)
+        axis.plot(
+            history["epoch"],
+            history["train_loss"],
+            linestyle="--",
+            label=f"{label}: train",
+            **style,
+        )
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("negative ELBO per image (nats)")
+    axis.set_title("Loss curves of several runs")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    save_figure(figure, path)
 
 
 def resolve(rev: str) -> str:

@@ -17,9 +17,11 @@ def confusion_counts(true: torch.Tensor, predicted: torch.Tensor) -> np.ndarray:
 REPORT_PAIRS = [(9, 4), (4, 9), (5, 8), (8, 5), (3, 8), (8, 3)]
 
 
-def misreadings(true: torch.Tensor, predicted: torch.Tensor) -> dict:
-    """Share of images read as another digit, overall and per true digit, the report's pairs
-    and the three most frequent confusions."""
+def misreadings(
+    true: torch.Tensor, predicted: torch.Tensor, pairs: list[tuple[int, int]] = REPORT_PAIRS
+) -> dict:
+    """Share of images read as another class, overall and per true class, the given `pairs`
+    (the report's, for MNIST) and the three most frequent confusions."""
     counts = confusion_counts(true, predicted)
     per_digit = counts.sum(axis=1)
     wrong = per_digit - np.diag(counts)
@@ -34,7 +36,7 @@ def misreadings(true: torch.Tensor, predicted: torch.Tensor) -> dict:
         # "9->4": the share of all true 9s that read as 4
         "report_pairs": {
             f"{t}->{r}": round(float(counts[t, r] / per_digit[t]), 4) if per_digit[t] else None
-            for t, r in REPORT_PAIRS
+            for t, r in pairs
         },
         "top_confusions": {
             f"{t}->{r}": round(float(n / per_digit[t]), 4) for n, t, r in top if n > 0

@@ -80,8 +80,14 @@ def loss_curves(history: pd.DataFrame, path: str | Path, title: str) -> None:
     save_figure(figure, path)
 
 
-def latent_scatter(means: torch.Tensor, labels: torch.Tensor, path: str | Path, title: str) -> None:
-    """Posterior means coloured by true digit; a 1-D latent is drawn against the digit."""
+def latent_scatter(
+    means: torch.Tensor,
+    labels: torch.Tensor,
+    path: str | Path,
+    title: str,
+    class_names: Sequence[str] = tuple("0123456789"),
+) -> None:
+    """Posterior means coloured by true class; a 1-D latent is drawn against the class."""
     means, labels = means.detach().cpu().numpy(), labels.cpu().numpy()
     figure, axis = plt.subplots(figsize=(7, 6), layout="constrained")
     for digit in range(10):
@@ -93,66 +99,72 @@ def latent_scatter(means: torch.Tensor, labels: torch.Tensor, path: str | Path, 
             else labels[chosen] + 0.6 * (np.random.default_rng(digit).random(chosen.sum()) - 0.5)
         )
         axis.scatter(
-            x, y, s=2, alpha=0.6, color=CLASS_COLOURS(digit), label=str(digit), rasterized=True
+            x,
+            y,
+            s=2,
+            alpha=0.6,
+            color=CLASS_COLOURS(digit),
+            label=class_names[digit],
+            rasterized=True,
         )
     axis.set_xlabel("z1 (posterior mean)")
-    axis.set_ylabel("z2 (posterior mean)" if means.shape[1] > 1 else "true digit (jittered)")
+    axis.set_ylabel("z2 (posterior mean)" if means.shape[1] > 1 else "true class (jittered)")
     axis.set_title(title)
-    axis.legend(title="digit", markerscale=6, loc="center left", bbox_to_anchor=(1, 0.5))
+    axis.legend(title="true class", markerscale=6, loc="center left", bbox_to_anchor=(1, 0.5))
     save_figure(figure, path)
 
 
-def confusion_heatmap(counts: np.ndarray, path: str | Path, title: str) -> None:
-    """Row-normalised 10×10 confusion (true digit × classified reconstruction), in percent."""
+def confusion_heatmap(
+    counts: np.ndarray,
+    path: str | Path,
+    title: str,
+    class_names: Sequence[str] = tuple("0123456789"),
+) -> None:
+    """Row-normalised 10×10 confusion (true class × classified reconstruction), in percent."""
     shares = 100 * counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     figure, axis = plt.subplots(figsize=(6.4, 5.6), layout="constrained")
     image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=100)
-    for true_digit in range(10):
+    for true_class in range(10):
         for read_as in range(10):
-            share = shares[true_digit, read_as]
+            share = shares[true_class, read_as]
             if share >= 0.05:
                 colour = "white" if share > 50 else "black"
-                axis.text(
-                    read_as,
-                    true_digit,
-                    f"{share:.1f}",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color=colour,
-                )
-    axis.set_xticks(range(10))
-    axis.set_yticks(range(10))
+                axis.text(read_as, true_class, f"{share:.1f}", ha="center", va="center",
+                          fontsize=7, color=colour)  # fmt: skip
+    long_names = max(len(n) for n in class_names) > 2
+    axis.set_xticks(
+        range(10),
+        class_names,
+        rotation=45 if long_names else 0,
+        ha="right" if long_names else "center",
+    )
+    axis.set_yticks(range(10), class_names)
     axis.set_xlabel("classifier's reading of the reconstruction")
-    axis.set_ylabel("true digit")
+    axis.set_ylabel("true class")
     axis.set_title(title)
-    figure.colorbar(image, ax=axis, label="% of that digit's test images")
+    figure.colorbar(image, ax=axis, label="% of that class's test images")
     save_figure(figure, path)
 
 
-def digit_histogram(shares: Sequence[float], path: str | Path, title: str) -> None:
+def digit_histogram(
+    shares: Sequence[float],
+    path: str | Path,
+    title: str,
+    class_names: Sequence[str] = tuple("0123456789"),
+    noun: str = "digit",
+) -> None:
     figure, axis = plt.subplots(figsize=(6.4, 4), layout="constrained")
     axis.bar(range(10), [100 * s for s in shares], color=[CLASS_COLOURS(d) for d in range(10)])
     axis.axhline(10, color="black", linestyle="--", linewidth=1, label="uniform (10 %)")
-    axis.set_xticks(range(10))
-    axis.set_xlabel("digit the classifier sees")
+    long_names = max(len(n) for n in class_names) > 2
+    axis.set_xticks(
+        range(10),
+        class_names,
+        rotation=30 if long_names else 0,
+        ha="right" if long_names else "center",
+    )
+    axis.set_xlabel(f"{noun} the classifier sees")
     axis.set_ylabel("% of samples")
     axis.set_title(title)
-    axis.legend()
-    save_figure(figure, path)
-
-
-def loss_comparison(runs: dict[str, pd.DataFrame], path: str | Path) -> None:
-    """Several runs' loss curves on one chart: a colour per run, solid test, dashed train."""
-    figure, axis = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
-    for index, (label, history) in enumerate(runs.items()):
-        colour = CLASS_COLOURS(index)
-        axis.plot(history["epoch"], history["test_loss"], color=colour, label=f"{label}: test")
-        axis.plot(history["epoch"], history["train_loss"], color=colour, linestyle="--",
-                  label=f"{label}: train")  # fmt: skip
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("negative ELBO per image (nats)")
-    axis.set_title("Loss curves of several runs")
-    axis.grid(alpha=0.3)
     axis.legend()
     save_figure(figure, path)

@@ -1,7 +1,7 @@
-"""MNIST as the four canonical IDX files: read, write, verify, and load as tensors.
+"""MNIST and Fashion-MNIST as their four canonical IDX files: read, write, verify, load.
 
-The files live in `<root>/MNIST/raw/`, exactly where
-`torchvision.datasets.MNIST(root, download=False)` looks for them.
+The files live in `<root>/MNIST/raw/` (or `<root>/FashionMNIST/raw/`), exactly where
+`torchvision.datasets.MNIST(root, download=False)` (or `FashionMNIST`) looks for them.
 """
 
 from __future__ import annotations
@@ -39,12 +39,53 @@ MNIST_FILES = {
 }
 
 
+# Same names and sizes, other images (MD5s of the uncompressed canonical files).
+FASHION_MNIST_FILES = {
+    "train_images": IdxFile(
+        "train-images-idx3-ubyte", 47_040_016, "f4a8712d7a061bf5bd6d2ca38dc4d50a"
+    ),
+    "train_labels": IdxFile("train-labels-idx1-ubyte", 60_008, "9018921c3c673c538a1fc5bad174d6f9"),
+    "test_images": IdxFile("t10k-images-idx3-ubyte", 7_840_016, "8181f5470baa50b63fa0f6fddb340f0a"),
+    "test_labels": IdxFile("t10k-labels-idx1-ubyte", 10_008, "15d484375f8d13e6eb1aabb0c3f46965"),
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str  # torchvision's class name, which is also its folder: <root>/<name>/raw
+    files: dict[str, IdxFile]
+    class_names: tuple[str, ...]
+    noun: str  # what one class is called in figure titles
+
+
+DATASETS = {
+    "MNIST": Dataset("MNIST", MNIST_FILES, tuple("0123456789"), "digit"),
+    "FashionMNIST": Dataset(
+        "FashionMNIST",
+        FASHION_MNIST_FILES,
+        (
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
+        "class",
+    ),
+}
+
+
 class DataError(ValueError):
     """Data on disk that is missing, corrupt or not shaped like MNIST."""
 
 
-def raw_dir(root: str | Path) -> Path:
-    return Path(root) / "MNIST" / "raw"
+def raw_dir(root: str | Path, dataset: str = "MNIST") -> Path:
+    return Path(root) / dataset / "raw"
 
 
 def encode_idx(array: np.ndarray) -> bytes:
@@ -119,9 +160,9 @@ class Split:
         return self.images.to(device).reshape(len(self), -1).float().div_(255)
 
 
-def load_split(root: str | Path, split: str) -> Split:
+def load_split(root: str | Path, split: str, dataset: str = "MNIST") -> Split:
     """Read one split ('train' or 'test') and refuse anything not shaped like MNIST."""
-    folder = raw_dir(root)
+    folder = raw_dir(root, dataset)
     images_path = folder / MNIST_FILES[f"{split}_images"].name
     labels_path = folder / MNIST_FILES[f"{split}_labels"].name
     for path in (images_path, labels_path):

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from mnist_vae.mnist import DATASETS
 from mnist_vae.model import LIKELIHOODS
 
 
@@ -109,6 +110,7 @@ def _training(**extra: Field) -> dict[str, Field]:
 SCHEMA: dict[str, dict[str, Field] | Field] = {
     "device": device(),
     "data": {
+        "dataset": choice(*DATASETS),
         "binarize": choice("none", "dynamic"),
     },
     "model": {
