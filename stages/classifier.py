@@ -6,17 +6,14 @@ from tqdm import tqdm
 from mnist_vae.atomic import write_json
 from mnist_vae.checkpoints import save_model
 from mnist_vae.classifier import Classifier, classify, fit_classifier
-from mnist_vae.cli import run_stage
+from mnist_vae.cli import run_stage, stage_setup
 from mnist_vae.mnist import load_split
-from mnist_vae.params import load_params
-from mnist_vae.runtime import configure_threads, describe_device, resolve_device
+from mnist_vae.runtime import describe_device
 
 
 def main() -> None:
-    params = load_params(["device", "data", "classifier"])
+    params, device = stage_setup(["data", "classifier"])
     settings = params["classifier"]
-    device = resolve_device(params["device"])
-    configure_threads()
     torch.manual_seed(settings["seed"])
 
     dataset = params["data"]["dataset"]

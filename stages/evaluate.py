@@ -7,22 +7,18 @@ import torch
 from mnist_vae.atomic import atomic_open, write_json
 from mnist_vae.checkpoints import load_model
 from mnist_vae.classifier import Classifier, classify
-from mnist_vae.cli import run_stage
+from mnist_vae.cli import run_stage, stage_setup
 from mnist_vae.evaluation import REPORT_PAIRS, confusion_counts, misreadings
 from mnist_vae.figures import confusion_heatmap, digit_grid, digit_panels, latent_scatter
 from mnist_vae.latents import decode, posterior_means
 from mnist_vae.mnist import DATASETS, load_split
 from mnist_vae.model import VAE
-from mnist_vae.params import load_params
-from mnist_vae.runtime import configure_threads, resolve_device
 from mnist_vae.training import evaluate_elbo, likelihood_targets
 
 
 def main() -> None:
-    params = load_params(["device", "data", "model", "evaluate"])
+    params, device = stage_setup(["data", "model", "evaluate"])
     settings = params["evaluate"]
-    device = resolve_device(params["device"])
-    configure_threads()
     vae = load_model("models/vae.pt", VAE, expected=params["model"], device=device)
     judge = load_model("models/classifier.pt", Classifier, device=device)
     dataset = DATASETS[params["data"]["dataset"]]

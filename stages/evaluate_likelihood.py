@@ -7,20 +7,17 @@ from tqdm import tqdm
 
 from mnist_vae.atomic import write_json
 from mnist_vae.checkpoints import load_model
-from mnist_vae.cli import run_stage
+from mnist_vae.cli import run_stage, stage_setup
 from mnist_vae.likelihood import bits_per_dimension, importance_weighted_bound
 from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE
-from mnist_vae.params import load_params
-from mnist_vae.runtime import configure_threads, describe_device, resolve_device
+from mnist_vae.runtime import describe_device
 from mnist_vae.training import likelihood_targets
 
 
 def main() -> None:
-    params = load_params(["device", "data", "model", "evaluate_likelihood"])
+    params, device = stage_setup(["data", "model", "evaluate_likelihood"])
     settings = params["evaluate_likelihood"]
-    device = resolve_device(params["device"])
-    configure_threads()
     vae = load_model("models/vae.pt", VAE, expected=params["model"], device=device)
     test = load_split("data", "test", params["data"]["dataset"]).flat_float(device)
     test = test[: settings["test_images"]]

@@ -5,23 +5,19 @@ import torch
 from mnist_vae.atomic import write_json
 from mnist_vae.checkpoints import load_model
 from mnist_vae.classifier import Classifier, classify
-from mnist_vae.cli import run_stage
+from mnist_vae.cli import run_stage, stage_setup
 from mnist_vae.evaluation import digit_shares
 from mnist_vae.figures import digit_grid, digit_histogram, digit_panels
 from mnist_vae.latents import decode
 from mnist_vae.mnist import DATASETS
 from mnist_vae.model import VAE
-from mnist_vae.params import load_params
-from mnist_vae.runtime import configure_threads, resolve_device
 
 COLUMNS = 10
 
 
 def main() -> None:
-    params = load_params(["device", "data", "model", "generate"])
+    params, device = stage_setup(["data", "model", "generate"])
     settings = params["generate"]
-    device = resolve_device(params["device"])
-    configure_threads()
     vae = load_model("models/vae.pt", VAE, expected=params["model"], device=device)
     judge = load_model("models/classifier.pt", Classifier, device=device)
 

@@ -1,7 +1,7 @@
 """Stage `interpolate`: decode a straight line between two digits' latents, and a lattice."""
 
 from mnist_vae.checkpoints import load_model
-from mnist_vae.cli import run_stage
+from mnist_vae.cli import run_stage, stage_setup
 from mnist_vae.figures import digit_grid, digit_panels
 from mnist_vae.latents import (
     decode,
@@ -13,15 +13,11 @@ from mnist_vae.latents import (
 )
 from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE
-from mnist_vae.params import load_params
-from mnist_vae.runtime import configure_threads, resolve_device
 
 
 def main() -> None:
-    params = load_params(["device", "data", "model", "interpolate"])
+    params, device = stage_setup(["data", "model", "interpolate"])
     settings = params["interpolate"]
-    device = resolve_device(params["device"])
-    configure_threads()
     vae = load_model("models/vae.pt", VAE, expected=params["model"], device=device)
     test = load_split("data", "test", params["data"]["dataset"])
 

@@ -6,20 +6,17 @@ from tqdm import tqdm
 
 from mnist_vae.atomic import atomic_open, write_json
 from mnist_vae.checkpoints import save_model
-from mnist_vae.cli import run_stage
+from mnist_vae.cli import run_stage, stage_setup
 from mnist_vae.figures import loss_curves
 from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE
-from mnist_vae.params import load_params
-from mnist_vae.runtime import configure_threads, describe_device, resolve_device
+from mnist_vae.runtime import describe_device
 from mnist_vae.training import LOSS_COLUMNS, fit, likelihood_targets
 
 
 def main() -> None:
-    params = load_params(["device", "data", "model", "train"])
+    params, device = stage_setup(["data", "model", "train"])
     model_params, train, binarize = params["model"], params["train"], params["data"]["binarize"]
-    device = resolve_device(params["device"])
-    threads = configure_threads()
     torch.manual_seed(train["seed"])
 
     dataset = params["data"]["dataset"]
@@ -58,7 +55,7 @@ def main() -> None:
             "seconds_per_epoch": round(history["seconds"].mean(), 3),
             "seconds_total": round(history["seconds"].sum(), 2),
             "device": describe_device(device),
-            "cpu_threads": threads,
+            "cpu_threads": torch.get_num_threads(),
         },
     )
     loss_curves(

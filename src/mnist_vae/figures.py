@@ -114,6 +114,14 @@ def latent_scatter(
     save_figure(figure, path)
 
 
+def _class_ticks(axis: plt.Axes, class_names: Sequence[str]) -> None:
+    """Class names under the x axis, slanted when they are words (Fashion-MNIST)."""
+    words = max(len(name) for name in class_names) > 2
+    axis.set_xticks(
+        range(10), class_names, rotation=40 if words else 0, ha="right" if words else "center"
+    )
+
+
 def confusion_heatmap(
     counts: np.ndarray,
     path: str | Path,
@@ -131,13 +139,7 @@ def confusion_heatmap(
                 colour = "white" if share > 50 else "black"
                 axis.text(read_as, true_class, f"{share:.1f}", ha="center", va="center",
                           fontsize=7, color=colour)  # fmt: skip
-    long_names = max(len(n) for n in class_names) > 2
-    axis.set_xticks(
-        range(10),
-        class_names,
-        rotation=45 if long_names else 0,
-        ha="right" if long_names else "center",
-    )
+    _class_ticks(axis, class_names)
     axis.set_yticks(range(10), class_names)
     axis.set_xlabel("classifier's reading of the reconstruction")
     axis.set_ylabel("true class")
@@ -156,13 +158,7 @@ def digit_histogram(
     figure, axis = plt.subplots(figsize=(6.4, 4), layout="constrained")
     axis.bar(range(10), [100 * s for s in shares], color=[CLASS_COLOURS(d) for d in range(10)])
     axis.axhline(10, color="black", linestyle="--", linewidth=1, label="uniform (10 %)")
-    long_names = max(len(n) for n in class_names) > 2
-    axis.set_xticks(
-        range(10),
-        class_names,
-        rotation=30 if long_names else 0,
-        ha="right" if long_names else "center",
-    )
+    _class_ticks(axis, class_names)
     axis.set_xlabel(f"{noun} the classifier sees")
     axis.set_ylabel("% of samples")
     axis.set_title(title)
