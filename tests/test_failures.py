@@ -3,6 +3,7 @@
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -49,17 +50,25 @@ def test_ctrl_c_during_training_exits_promptly_and_loses_nothing(pipeline_repo):
         ["python", "stages/train.py"],
         cwd=root,
         env=pipeline_repo.env,
-        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(6)  # imports, data, a few epochs
-    assert process.poll() is None, process.communicate()
+    received: list[str] = []
+    reader = threading.Thread(
+        target=lambda: received.extend(iter(lambda: process.stderr.read(1), ""))
+    )
+    reader.start()
+    deadline = time.monotonic() + 120
+    while "train on cpu" not in "".join(received):  # the epoch bar: training has started
+        assert process.poll() is None and time.monotonic() < deadline, "".join(received)
+        time.sleep(0.1)
     sent = time.monotonic()
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=30)
+    process.wait(timeout=30)
+    reader.join()
+    stderr = "".join(received)
     assert time.monotonic() - sent < 5
-    assert process.returncode == 130
+    assert process.returncode == 130, stderr
     assert "[train] interrupted" in stderr and "Traceback" not in stderr
     assert {p: (root / p).read_bytes() for p in before} == before
     assert _temp_files(root) == []
