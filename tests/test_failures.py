@@ -52,20 +52,27 @@ def test_ctrl_c_during_training_exits_promptly_and_loses_nothing(pipeline_repo):
         env=pipeline_repo.env,
         stderr=subprocess.PIPE,
         text=True,
+        # As in a terminal: a test runner started in the background (CI) passes SIGINT on as
+        # ignored, and Python then never turns Ctrl-C into KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     received: list[str] = []
     reader = threading.Thread(
-        target=lambda: received.extend(iter(lambda: process.stderr.read(1), ""))
+        target=lambda: received.extend(iter(lambda: process.stderr.read(1), "")), daemon=True
     )
     reader.start()
-    deadline = time.monotonic() + 120
-    while "train on cpu" not in "".join(received):  # the epoch bar: training has started
-        assert process.poll() is None and time.monotonic() < deadline, "".join(received)
-        time.sleep(0.1)
-    sent = time.monotonic()
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=30)
-    reader.join()
+    try:
+        deadline = time.monotonic() + 120
+        while "train on cpu" not in "".join(received):  # the epoch bar: training has started
+            assert process.poll() is None and time.monotonic() < deadline, "".join(received)
+            time.sleep(0.1)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+    finally:  # never leave a 100,000-epoch run behind a failed assertion
+        process.kill()
+        process.wait()
     stderr = "".join(received)
     assert time.monotonic() - sent < 5
     assert process.returncode == 130, stderr
