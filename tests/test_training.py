@@ -66,7 +66,10 @@ def test_a_pickle_with_code_is_not_loaded(tmp_path):
             return (os.system, ("echo pwned",))
 
     torch.save({"hyperparameters": {}, "state_dict": Exploit()}, tmp_path / "evil.pt")
-    with pytest.raises(Exception, match="Weights only load failed"):
+    with pytest.raises(
+        ModelFileError,
+        match=r"evil.pt: refused, not a plain weights file \(Weights only load failed",
+    ):
         load_model(tmp_path / "evil.pt", VAE)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 from typing import TypeVar
 
@@ -43,6 +44,9 @@ def load_model(
         checkpoint = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such model file; run `dvc repro` first") from None
+    except pickle.UnpicklingError as error:  # it asks for more than tensors and plain values
+        first_line = str(error).strip().splitlines()[0]
+        raise ModelFileError(f"{path}: refused, not a plain weights file ({first_line})") from None
     if not isinstance(checkpoint, dict) or {"hyperparameters", "state_dict"} - checkpoint.keys():
         raise ModelFileError(f"{path}: not a model file written by this pipeline")
     stored = checkpoint["hyperparameters"]
