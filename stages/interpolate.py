@@ -46,11 +46,12 @@ def main() -> None:
     low, high = settings["grid_low_quantile"], settings["grid_high_quantile"]
     axis = lattice_axis(size, low, high)
     z = lattice(vae.latent_dim, axis).to(device)
-    title = f"{size}×{size} lattice over z1, z2 (normal quantiles {low}–{high}: {axis[0]:.2f} … {axis[-1]:.2f})"
     if vae.latent_dim == 1:
         title = f"{size} points over the 1-D latent (normal quantiles {low}–{high})"
-    elif vae.latent_dim > 2:
-        title += f"; the other {vae.latent_dim - 2} dimensions at 0"
+    else:
+        title = f"{size}×{size} lattice over z1, z2 (normal quantiles {low}–{high}: {axis[0]:.2f} … {axis[-1]:.2f})"
+        if vae.latent_dim > 2:
+            title += f"; the other {vae.latent_dim - 2} dimensions at 0"
     digit_panels([(title, digit_grid(decode(vae, z), size))], "plots/latent_grid.png")
 
 
