@@ -2,8 +2,9 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mnist_vae.model import VAE, loss_terms
+from mnist_vae.model import VAE, BernoulliNLL, loss_terms
 
 
 def test_shapes_follow_the_hyperparameters():
@@ -54,3 +55,40 @@ def test_loss_stays_finite_for_saturated_logits():
         torch.zeros(1, 2),
     )
     assert torch.isfinite(recon).all() and recon.item() > 300
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bernoulli_nll_equals_torch_binary_cross_entropy_value_and_gradient(dtype):
+    logits = torch.tensor([-100.0, -30.0, -5.0, -1e-3, 0.0, 1e-3, 5.0, 30.0, 100.0], dtype=dtype)
+    logits = logits.repeat(3, 1).requires_grad_()
+    x = torch.tensor([0.0, 0.3, 1.0], dtype=dtype).unsqueeze(1).expand_as(logits)
+    x = x.clone().requires_grad_()
+    weights = torch.rand(logits.shape, dtype=dtype)
+
+    ours = BernoulliNLL.apply(logits, x)
+    ours_grads = torch.autograd.grad((ours * weights).sum(), (logits, x))
+    torch_nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    torch_grads = torch.autograd.grad((torch_nll * weights).sum(), (logits, x))
+
+    tolerance = {"rtol": 1e-6, "atol": 1e-6} if dtype == torch.float32 else {}
+    torch.testing.assert_close(ours, torch_nll, **tolerance)
+    for mine, theirs in zip(ours_grads, torch_grads, strict=True):
+        torch.testing.assert_close(mine, theirs, **tolerance)
+
+
+def test_bernoulli_nll_gradient_matches_finite_differences():
+    logits = (torch.randn(4, 6, dtype=torch.float64) * 4).requires_grad_()
+    x = torch.rand(4, 6, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(BernoulliNLL.apply, (logits, x))
+
+
+def test_bernoulli_nll_broadcasts_like_the_logits():
+    # The IWAE bound decodes k samples per image against one image: (k, N, 784) vs (N, 784).
+    logits = torch.randn(5, 2, 7, requires_grad=True)
+    x = torch.rand(2, 7)
+    nll = BernoulliNLL.apply(logits, x)
+    nll.sum().backward()
+    assert nll.shape == logits.grad.shape == (5, 2, 7)
+    torch.testing.assert_close(
+        nll, F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+    )

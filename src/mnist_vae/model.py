@@ -99,6 +99,29 @@ def continuous_bernoulli_mean(logits: torch.Tensor) -> torch.Tensor:
     return torch.where(near_half, series, exact)
 
 
+class BernoulliNLL(torch.autograd.Function):
+    """-log Bernoulli(x | sigmoid(l)) per pixel, softplus(l) - x·l, from the logits l.
+
+    The value and gradient of F.binary_cross_entropy_with_logits, but built from ops that are
+    vectorised on CPU: its log-sigmoid (like log1p and softplus) is a scalar loop there, which
+    took a seventh of a training epoch in the profile. softplus(l) = relu(l) - log(sigmoid(|l|))
+    only takes sigmoid on [0.5, 1], so nothing overflows or rounds to log(0); the gradient is
+    the familiar sigmoid(l) - x, written out rather than traced through four ops.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(logits, x)
+        return torch.relu(logits) - x * logits - torch.log(torch.sigmoid(logits.abs()))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        logits, x = ctx.saved_tensors
+        grad_logits = grad * (torch.sigmoid(logits) - x) if ctx.needs_input_grad[0] else None
+        grad_x = -grad * logits if ctx.needs_input_grad[1] else None
+        return grad_logits, grad_x
+
+
 def reconstruction_nll(
     logits: torch.Tensor, x: torch.Tensor, likelihood: str = "bernoulli"
 ) -> torch.Tensor:
@@ -106,7 +129,7 @@ def reconstruction_nll(
 
     From logits, so a saturated decoder cannot produce log(0).
     """
-    nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    nll = BernoulliNLL.apply(logits, x)
     if likelihood == "continuous_bernoulli":
         nll = nll - continuous_bernoulli_log_norm(logits)
     return nll.sum(dim=-1)
