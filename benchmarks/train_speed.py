@@ -1,6 +1,7 @@
 """Time our training loop against the conventional DataLoader + ToTensor loop, same model.
 
     python benchmarks/train_speed.py [--device auto|cpu|cuda] [--epochs 3] [--batch-size 128]
+                                     [--compile default|reduce-overhead|...]
 
 Each loop runs in its own subprocess (so peak RSS is its own), trains the same VAE from the same
 initial weights with the same loss, batch size and Adam settings, runs one warm-up epoch, then
@@ -10,7 +11,9 @@ times `--epochs` more. It prints a table and writes it as JSON (`--out`).
     shuffled, images converted through PIL every epoch, `loss.item()` every batch, as in
     pytorch/examples' vae/main.py (but with our same optimiser, fused Adam, so only the data
     path differs);
-(b) ours: mnist_vae.training.train_epoch, the loop the `train` stage runs.
+(b) ours: mnist_vae.training.train_epoch, the loop the `train` stage runs;
+(c) with --compile MODE, also (b) on torch.compile(model, mode=MODE): "reduce-overhead" is the
+    mode that replays CUDA graphs. Compiling is counted in its warm-up epoch, not in the timings.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from mnist_vae.model import VAE, loss_terms
 from mnist_vae.runtime import configure_threads, describe_device, resolve_device
 from mnist_vae.training import train_epoch
 
-DATA_ROOT = "data"
+LOOPS = ("conventional", "ours", "compiled")
 SEED = 1
 
 
@@ -52,7 +55,14 @@ def conventional_epoch(model, optimizer, loader, device) -> float:
     return total / len(loader.dataset)
 
 
-def run_one(loop: str, device_spec: str, epochs: int, batch_size: int) -> dict:
+def run_one(
+    loop: str,
+    device_spec: str,
+    epochs: int,
+    batch_size: int,
+    data_root: str,
+    compile_mode: str | None = None,
+) -> dict:
     device = resolve_device(device_spec)
     threads = configure_threads()
     torch.manual_seed(SEED)
@@ -64,8 +74,9 @@ def run_one(loop: str, device_spec: str, epochs: int, batch_size: int) -> dict:
         from torchvision import datasets, transforms
 
         dataset = datasets.MNIST(
-            DATA_ROOT, train=True, download=False, transform=transforms.ToTensor()
+            data_root, train=True, download=False, transform=transforms.ToTensor()
         )
+        images = len(dataset)
         extra = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, **extra)
 
@@ -73,11 +84,14 @@ def run_one(loop: str, device_spec: str, epochs: int, batch_size: int) -> dict:
             return conventional_epoch(model, optimizer, loader, device)
 
     else:
-        x = load_split(DATA_ROOT, "train").flat_float(device)
+        x = load_split(data_root, "train").flat_float(device)
+        images = len(x)
         generator = torch.Generator().manual_seed(SEED)
 
+        trained = torch.compile(model, mode=compile_mode) if loop == "compiled" else model
+
         def epoch() -> float:
-            return train_epoch(model, optimizer, x, batch_size, generator).loss
+            return train_epoch(trained, optimizer, x, batch_size, generator).loss
 
     def timed() -> tuple[float, float]:
         if device.type == "cuda":
@@ -92,14 +106,14 @@ def run_one(loop: str, device_spec: str, epochs: int, batch_size: int) -> dict:
     seconds = [timed()[0] for _ in range(epochs)]
     median = statistics.median(seconds)
     return {
-        "loop": loop,
+        "loop": f"ours, torch.compile mode={compile_mode}" if loop == "compiled" else loop,
         "device": describe_device(device),
         "cpu_threads": threads,
         "batch_size": batch_size,
         "warmup_seconds": round(warmup_seconds, 3),
         "seconds_per_epoch_min": round(min(seconds), 3),
         "seconds_per_epoch_median": round(median, 3),
-        "images_per_second": round(60_000 / median),
+        "images_per_second": round(images / median),
         "loss_after_first_epoch": round(first_epoch_loss, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "peak_cuda_mb": round(torch.cuda.max_memory_allocated(device) / 2**20)
@@ -113,21 +127,29 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs after one warm-up")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--data", default="data", help="folder holding MNIST/raw (DVC's layout)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the results")
-    parser.add_argument("--only", choices=["conventional", "ours"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--compile", metavar="MODE", help="also time our loop under torch.compile(mode=MODE)"
+    )
+    parser.add_argument("--only", choices=LOOPS, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.only:
-        print(json.dumps(run_one(args.only, args.device, args.epochs, args.batch_size)))
+        row = run_one(args.only, args.device, args.epochs, args.batch_size, args.data, args.compile)
+        print(json.dumps(row))
         return
 
     rows = []
-    for loop in ("conventional", "ours"):
+    for loop in LOOPS if args.compile else LOOPS[:2]:
         command = [sys.executable, __file__, "--only", loop, "--device", args.device,
-                   "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]  # fmt: skip
+                   "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
+                   "--data", args.data]  # fmt: skip
+        if args.compile:
+            command += ["--compile", args.compile]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(output.strip().splitlines()[-1]))
-    conventional, ours = rows
+    conventional, ours = rows[:2]
     summary = {
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}",
         "torch": torch.__version__,
@@ -145,6 +167,14 @@ def main() -> None:
     for row in rows:
         print(" | ".join(str(row[c]) for c in columns))
     print(f"speed-up (median epoch, conventional / ours): {summary['speedup_median']}x")
+    if args.compile:
+        compiled = rows[2]
+        summary["compiled_over_eager_median"] = round(
+            ours["seconds_per_epoch_median"] / compiled["seconds_per_epoch_median"], 2
+        )
+        print(
+            f"torch.compile speed-up over our eager loop: {summary['compiled_over_eager_median']}x"
+        )
     print(
         f"loss after one epoch, ours minus conventional: {summary['first_epoch_loss_difference']}"
     )

@@ -1,0 +1,31 @@
+"""The speed benchmark runs end to end and reports consistent figures (not how fast: that is
+the benchmark's job, on a quiet machine)."""
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO_ROOT
+
+
+def test_benchmark_times_both_loops_on_the_same_data(synthetic_root, tmp_path):
+    out = tmp_path / "speed.json"
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "train_speed.py"),
+               "--device", "cpu", "--epochs", "2", "--batch-size", "64",
+               "--data", str(synthetic_root), "--out", str(out)]  # fmt: skip
+    printed = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+    summary = json.loads(out.read_text())
+    conventional, ours = summary["rows"]
+    assert [conventional["loop"], ours["loop"]] == ["conventional", "ours"]
+    for row in summary["rows"]:
+        assert row["device"] == "cpu" and row["batch_size"] == 64 and row["cpu_threads"] >= 1
+        assert 0 < row["seconds_per_epoch_min"] <= row["seconds_per_epoch_median"]
+        # 512 synthetic training images, not MNIST's 60,000.
+        expected_rate = 512 / row["seconds_per_epoch_median"]
+        assert abs(row["images_per_second"] - expected_rate) <= 0.01 * expected_rate + 1
+        assert 0 < row["loss_after_first_epoch"] < 784 * 10  # a per-image loss in nats
+        assert row["peak_rss_mb"] > 0 and row["peak_cuda_mb"] is None
+    ratio = conventional["seconds_per_epoch_median"] / ours["seconds_per_epoch_median"]
+    assert abs(summary["speedup_median"] - ratio) < 0.01
+    assert f"{summary['speedup_median']}x" in printed
