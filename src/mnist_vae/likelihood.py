@@ -43,6 +43,7 @@ def importance_weighted_bound(
     for images in x.split(batch_size):
         mu, logvar = model.encode(images)
         std = torch.exp(0.5 * logvar)
+        log_det = 0.5 * logvar.sum(dim=-1)  # log of the product of the stds, once per image
         running = None
         for start in range(0, k, samples_per_pass):
             count = min(samples_per_pass, k - start)
@@ -54,7 +55,7 @@ def importance_weighted_bound(
             )
             log_p_z = _standard_normal_log_density(z)
             # q(z|x) at z = mu + std * eps: the density of eps, less the log-determinant.
-            log_q_z = _standard_normal_log_density(eps) - torch.log(std).sum(dim=-1)
+            log_q_z = _standard_normal_log_density(eps) - log_det
             chunk = torch.logsumexp(log_p_x_given_z + log_p_z - log_q_z, dim=0)
             running = chunk if running is None else torch.logaddexp(running, chunk)
         bounds.append(running - math.log(k))
