@@ -33,6 +33,10 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or isinstance(value, float)
+
+
 def integer(minimum: int | None = None, maximum: int | None = None) -> Field:
     if minimum is not None and maximum is not None:
         expected = f"an integer from {minimum} to {maximum}"
@@ -51,7 +55,7 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Field:
 def positive_number() -> Field:
     return Field(
         "a number > 0",
-        lambda v: (_is_int(v) or isinstance(v, float)) and v > 0 and v != float("inf"),
+        lambda v: _is_number(v) and v > 0 and v != float("inf"),
     )
 
 
@@ -72,7 +76,7 @@ def device() -> Field:
 def probability() -> Field:
     return Field(
         "a number strictly between 0 and 1",
-        lambda v: (_is_int(v) or isinstance(v, float)) and 0 < v < 1,
+        lambda v: _is_number(v) and 0 < v < 1,
     )
 
 
