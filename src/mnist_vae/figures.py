@@ -19,6 +19,7 @@ import torch
 from torchvision.utils import make_grid
 
 from mnist_vae.atomic import atomic_path
+from mnist_vae.mnist import DIGITS
 
 DPI = 100
 DIGIT_SCALE = 2  # screen pixels per MNIST pixel
@@ -85,7 +86,7 @@ def latent_scatter(
     labels: torch.Tensor,
     path: str | Path,
     title: str,
-    class_names: Sequence[str] = tuple("0123456789"),
+    class_names: Sequence[str] = DIGITS,
 ) -> None:
     """Posterior means coloured by true class; a 1-D latent is drawn against the class."""
     means, labels = means.detach().cpu().numpy(), labels.cpu().numpy()
@@ -126,7 +127,7 @@ def confusion_heatmap(
     counts: np.ndarray,
     path: str | Path,
     title: str,
-    class_names: Sequence[str] = tuple("0123456789"),
+    class_names: Sequence[str] = DIGITS,
 ) -> None:
     """Row-normalised 10×10 confusion (true class × classified reconstruction), in percent."""
     shares = 100 * counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -152,7 +153,7 @@ def digit_histogram(
     shares: Sequence[float],
     path: str | Path,
     title: str,
-    class_names: Sequence[str] = tuple("0123456789"),
+    class_names: Sequence[str] = DIGITS,
     noun: str = "digit",
 ) -> None:
     figure, axis = plt.subplots(figsize=(6.4, 4), layout="constrained")

@@ -58,8 +58,10 @@ class Dataset:
     noun: str  # what one class is called in figure titles
 
 
+DIGITS = tuple("0123456789")
+
 DATASETS = {
-    "MNIST": Dataset("MNIST", MNIST_FILES, tuple("0123456789"), "digit"),
+    "MNIST": Dataset("MNIST", MNIST_FILES, DIGITS, "digit"),
     "FashionMNIST": Dataset(
         "FashionMNIST",
         FASHION_MNIST_FILES,
