@@ -104,8 +104,7 @@ def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE
     model.eval()
     recon_sum = torch.zeros((), device=x.device)
     kl_sum = torch.zeros((), device=x.device)
-    for start in range(0, len(x), batch_size):
-        batch = x[start : start + batch_size]
+    for batch in x.split(batch_size):
         logits, mu, logvar = model(batch)
         recon, kl = loss_terms(logits, batch, mu, logvar, model.likelihood)
         recon_sum += recon.sum()
@@ -128,7 +127,7 @@ def fit(
     """Train `model` in place; return one row per epoch with LOSS_COLUMNS and `seconds`.
 
     `binarize`: "none" trains on grey levels (the report), "dynamic" on a fresh Bernoulli draw
-    of every batch; `test_x` is used as given (binarize it once with `binarize_once`).
+    of every batch; `test_x` is used as given (`likelihood_targets` prepares it).
     """
     generator = torch.Generator().manual_seed(seed)
     binarizer = None
