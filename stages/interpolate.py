@@ -1,7 +1,10 @@
 """Stage `interpolate`: decode a straight line between two digits' latents, and a lattice."""
 
+import _bootstrap  # noqa: F401  (first: this tree's package, and the right python)
+
+# isort: split
 from mnist_vae.checkpoints import load_model
-from mnist_vae.cli import run_stage, stage_setup
+from mnist_vae.cli import run_stage
 from mnist_vae.figures import digit_grid, digit_panels
 from mnist_vae.latents import (
     decode,
@@ -13,23 +16,27 @@ from mnist_vae.latents import (
 )
 from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE
+from mnist_vae.params import ParamsError
+from mnist_vae.runtime import stage_setup
 
 
 def main() -> None:
     params, device = stage_setup(["data", "model", "interpolate"])
-    settings = params["interpolate"]
-    vae = load_model("models/vae.pt", VAE, expected=params["model"], device=device)
-    test = load_split("data", "test", params["data"]["dataset"])
+    settings = params.interpolate
+    vae = load_model("models/vae.pt", VAE, expected=params.model.model_dump(), device=device)
+    test = load_split("data", "test", params.data.dataset)
 
-    start = pick_image(
-        test.labels, settings["start_digit"], settings["start_index"], "interpolate.start_index"
-    )
-    end = pick_image(
-        test.labels, settings["end_digit"], settings["end_index"], "interpolate.end_index"
-    )
+    def endpoint(end: str) -> int:
+        digit, index = getattr(settings, f"{end}_digit"), getattr(settings, f"{end}_index")
+        try:
+            return pick_image(test.labels, digit, index)
+        except LookupError as error:
+            raise ParamsError(f"params.yaml: interpolate.{end}_index: {error}") from None
+
+    start, end = endpoint("start"), endpoint("end")
     endpoints = test.flat_float(device)[[start, end]]
     means = posterior_means(vae, endpoints)
-    steps = settings["steps"]
+    steps = settings.steps
     digit_panels(
         [
             (f"test #{start}", digit_grid(endpoints[:1], 1)),
@@ -42,8 +49,8 @@ def main() -> None:
         "plots/interpolation.png",
     )
 
-    size = settings["grid_size"]
-    low, high = settings["grid_low_quantile"], settings["grid_high_quantile"]
+    size = settings.grid_size
+    low, high = settings.grid_low_quantile, settings.grid_high_quantile
     axis = lattice_axis(size, low, high)
     z = lattice(vae.latent_dim, axis).to(device)
     if vae.latent_dim == 1:

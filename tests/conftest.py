@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 import yaml
 
-from mnist_vae.mnist import MNIST_FILES, raw_dir, write_idx
+from mnist_vae.atomic import write_bytes
+from mnist_vae.mnist import MNIST_FILES, encode_idx, raw_dir
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    write_bytes(path, encode_idx(array))
 
 
 def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,20 +65,21 @@ class PipelineRepo:
 
     def __init__(self, root: Path):
         self.root = root
-        bin_dir = Path(sys.executable).parent  # the venv running pytest has dvc and python
         self.env = {
             **os.environ,
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            # The copy's own code, not the editable install's, so DVC hashes what runs.
-            "PYTHONPATH": str(root / "src"),
+            # The venv running pytest has dvc and the packages; DVC runs the `python` on PATH.
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "GIT_AUTHOR_NAME": "test",
             "GIT_AUTHOR_EMAIL": "test@example.invalid",
             "GIT_COMMITTER_NAME": "test",
             "GIT_COMMITTER_EMAIL": "test@example.invalid",
         }
+        self.env.pop("PYTHONPATH", None)  # each stage finds its own tree's src/ by itself
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
+    def run(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            args, cwd=self.root, env={**self.env, **env}, capture_output=True, text=True
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
@@ -92,14 +98,27 @@ class PipelineRepo:
         self.run("git", "add", "-A")
         self.run("git", "commit", "-q", "-m", message)
 
+    def outputs(self) -> dict[str, bytes]:
+        """Every file DVC tracks or writes here (data, models, metrics, plots, dvc.lock)."""
+        folders = ("data", "models", "metrics", "plots")
+        files = [p for folder in folders for p in (self.root / folder).rglob("*") if p.is_file()]
+        files.append(self.root / "dvc.lock")
+        return {str(p.relative_to(self.root)): p.read_bytes() for p in files if p.exists()}
 
-@pytest.fixture
-def pipeline_repo(tmp_path: Path) -> PipelineRepo:
+    def git_status(self) -> list[str]:
+        return self.run("git", "status", "--porcelain").stdout.splitlines()
+
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def make_pipeline_repo(root: Path) -> PipelineRepo:
     """The project's files, synthetic IDX data standing in for `download`'s output, tiny params.
 
     The synthetic files are recorded as the `download` stage's output with `dvc commit`, the
-    DVC way to register outputs produced outside a stage: the stage itself never runs, so its
-    checksum check on real MNIST stays exactly as strict as it is, and nothing touches the network.
+    DVC way to register outputs produced outside a stage, and the stage is frozen: it never
+    runs, so its checksum check on real MNIST stays exactly as strict as it is, and nothing
+    touches the network.
     """
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -107,7 +126,6 @@ def pipeline_repo(tmp_path: Path) -> PipelineRepo:
         capture_output=True,
         check=True,
     ).stdout.decode()
-    root = tmp_path / "repo"
     for name in filter(None, listed.split("\0")):
         source = REPO_ROOT / name
         if source.is_file() and not name.startswith(("metrics/", "plots/")):
@@ -118,6 +136,32 @@ def pipeline_repo(tmp_path: Path) -> PipelineRepo:
     repo.run("git", "init", "-q")
     write_synthetic_mnist(root / "data")
     repo.run("dvc", "commit", "--force", "download")
+    # `dvc freeze` refuses templated stages, so freeze it in dvc.yaml itself.
+    dvc_yaml = root / "dvc.yaml"
+    dvc_yaml.write_text(
+        dvc_yaml.read_text().replace("  download:\n", "  download:\n    frozen: true\n", 1)
+    )
     repo.set_params(TINY_PARAMS)
     repo.commit("tiny pipeline on synthetic data")
     return repo
+
+
+@pytest.fixture
+def pipeline_repo(tmp_path: Path) -> PipelineRepo:
+    return make_pipeline_repo(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def _reproduced_once(tmp_path_factory) -> Path:
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("reproduced") / "repo")
+    repo.run("dvc", "repro")
+    repo.commit("every stage's outputs")
+    return repo.root
+
+
+@pytest.fixture
+def reproduced_repo(_reproduced_once: Path, tmp_path: Path) -> PipelineRepo:
+    """A fresh copy of a tiny repo in which `dvc repro` has run every stage and was committed."""
+    root = tmp_path / "repo"
+    shutil.copytree(_reproduced_once, root, symlinks=True)
+    return PipelineRepo(root)

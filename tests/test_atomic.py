@@ -1,6 +1,8 @@
+import os
+
 import pytest
 
-from mnist_vae.atomic import atomic_open, write_json
+from mnist_vae.atomic import all_or_nothing, atomic_open, write_json
 
 
 def test_failure_mid_write_keeps_the_previous_file_and_leaves_no_temp(tmp_path):
@@ -13,9 +15,33 @@ def test_failure_mid_write_keeps_the_previous_file_and_leaves_no_temp(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
-def test_success_replaces_the_file(tmp_path):
+def test_success_replaces_the_file_with_the_usual_permissions(tmp_path):
     path = tmp_path / "sub" / "out.txt"
     with atomic_open(path) as handle:
         handle.write("new")
     assert path.read_text() == "new"
-    assert oct(path.stat().st_mode & 0o777) != oct(0o600)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it, not 0o600
+
+
+def test_all_or_nothing_changes_no_output_when_the_block_fails_after_writing(tmp_path):
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    write_json(first, {"run": 1})
+    write_json(second, {"run": 1})
+    with pytest.raises(KeyboardInterrupt), all_or_nothing():
+        write_json(first, {"run": 2})  # complete, but only pending
+        assert first.read_text() == '{\n  "run": 1\n}\n'
+        raise KeyboardInterrupt
+    assert first.read_text() == second.read_text() == '{\n  "run": 1\n}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.json", "second.json"]
+
+
+def test_all_or_nothing_writes_every_output_at_its_end(tmp_path):
+    with all_or_nothing():
+        write_json(tmp_path / "a.json", {"x": 1})
+        write_json(tmp_path / "b" / "c.json", {"x": 2})
+        assert not (tmp_path / "a.json").exists()
+    assert (tmp_path / "a.json").read_text() == '{\n  "x": 1\n}\n'
+    assert (tmp_path / "b" / "c.json").read_text() == '{\n  "x": 2\n}\n'
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.json", "b", "c.json"]

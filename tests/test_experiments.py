@@ -23,8 +23,7 @@ def test_an_experiment_reruns_train_and_downstream_and_diffs_against_the_commit(
 
     metrics = json.loads(pipeline_repo.run("dvc", "metrics", "diff", "--json").stdout)
     test_loss = metrics["metrics/train.json"]["test_loss"]
-    assert test_loss["old"] != test_loss["new"]
-    assert metrics["metrics/train.json"]["epochs"] == {"old": 1, "new": 2, "diff": 1}
+    assert test_loss["new"] < test_loss["old"]  # a second epoch on learnable data
 
     plots = json.loads(pipeline_repo.run("dvc", "plots", "diff", "--json", "HEAD").stdout)
     loss_rows = [

@@ -21,3 +21,13 @@ def test_a_single_row_panel(tmp_path):
 def test_a_lone_digit_keeps_the_same_frame_as_a_grid():
     assert digit_grid(torch.rand(1, 784), 1).shape == (32, 32)
     assert digit_grid(torch.rand(2, 784), 1).shape == (62, 32)
+
+
+def test_digit_grid_is_make_grids_layout_pixel_for_pixel():
+    from torchvision.utils import make_grid
+
+    pixels = torch.rand(23, 784)
+    for columns in (1, 5, 8, 30):
+        ours = digit_grid(pixels, columns)
+        theirs = make_grid(pixels.reshape(-1, 1, 28, 28), nrow=columns, padding=2, pad_value=0.5)
+        assert ours.tobytes() == theirs[0].numpy().tobytes(), columns

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_vae.likelihood import bits_per_dimension, importance_weighted_bound
+from mnist_vae.likelihood import bits_per_dimension, evaluate_elbo, importance_weighted_bound
 from mnist_vae.model import (
     VAE,
     continuous_bernoulli_log_norm,
     continuous_bernoulli_mean,
     reconstruction_nll,
 )
-from mnist_vae.training import evaluate_elbo, fit
+from mnist_vae.training import fit
 
 
 def _bound(model, x, k, seed=0, **kwargs):

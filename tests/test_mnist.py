@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import write_idx
 
 from mnist_vae.mnist import (
     MNIST_FILES,
@@ -12,7 +13,6 @@ from mnist_vae.mnist import (
     raw_dir,
     read_idx,
     verify_file,
-    write_idx,
 )
 
 

@@ -22,7 +22,6 @@ def test_repro_trains_and_then_has_nothing_to_do(pipeline_repo):
     assert history["test_loss"].iloc[-1] < history["test_loss"].iloc[0]
 
     metrics = json.loads((pipeline_repo.root / "metrics/train.json").read_text())
-    assert metrics["device"] == "cpu" and metrics["epochs"] == 3
     assert metrics["test_loss"] == pytest.approx(history["test_loss"].iloc[-1], abs=1e-3)
     assert (pipeline_repo.root / "plots/loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (pipeline_repo.root / "models/vae.pt").is_file()
@@ -38,22 +37,6 @@ def test_same_params_same_seed_give_identical_outputs(pipeline_repo):
     pipeline_repo.run("dvc", "repro", "--force", "--single-item", "train")
     assert (pipeline_repo.root / "metrics/loss.csv").read_bytes() == table
     assert (pipeline_repo.root / "models/vae.pt").read_bytes() == model
-
-
-def test_cuda_on_a_machine_without_it_stops_with_one_line(pipeline_repo):
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    pipeline_repo.set_params({"device": "cuda"})
-    result = pipeline_repo.run("python", "stages/train.py", check=False)
-    assert result.returncode == 1
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert (
-        "[train] error: device 'cuda' requested but this machine has no usable CUDA"
-        in result.stderr
-    )
-    assert not (pipeline_repo.root / "models/vae.pt").exists()
 
 
 # Pixel sizes follow from the tiny params in conftest: 4×4 reconstructions, 20 and 30 samples in
@@ -94,31 +77,34 @@ def test_every_figure_stage_writes_its_pngs_and_metrics(pipeline_repo):
         assert _png_size(root / path) == size, path
 
     evaluation = json.loads((root / "metrics/eval.json").read_text())
-    assert set(evaluation) >= {"test_loss", "test_recon", "test_kl", "reconstructions"}
-    assert 0 <= evaluation["reconstructions"]["misread_share"] <= 1
-    assert set(evaluation["reconstructions"]["misread_share_by_digit"]) == {
-        str(d) for d in range(10)
-    }
+    assert set(evaluation) == {"misread_share", "3->8", "8->3", "5->8", "8->5", "4->9", "9->4"}
     confusion = pd.read_csv(root / "metrics/reconstruction_confusion.csv")
     assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == 128
+    misread = pd.read_csv(root / "metrics/misread_by_class.csv")
+    assert misread["class"].tolist() == list(range(10))
+    wrong = (confusion["actual"] != confusion["predicted"]).mean()
+    assert evaluation["misread_share"] == pytest.approx(wrong, abs=1e-4)
+    per_class = confusion.groupby("actual").apply(lambda g: (g["predicted"] != g.name).mean())
+    assert misread.set_index("class")["misread_share"].to_dict() == pytest.approx(
+        per_class.to_dict(), abs=1e-4
+    )
 
-    generated = json.loads((root / "metrics/generate.json").read_text())
-    assert generated["samples_classified"] == 100
-    assert sum(generated["digit_share"].values()) == pytest.approx(1, abs=1e-3)
-    assert 0.1 <= generated["mean_confidence"] <= 1
-    assert 0 <= json.loads((root / "metrics/classifier.json").read_text())["test_accuracy"] <= 1
+    samples = pd.read_csv(root / "metrics/sample_classes.csv")
+    assert samples["share"].sum() == pytest.approx(1, abs=1e-3)
+    assert 0 <= json.loads((root / "metrics/classifier.json").read_text())["accuracy"] <= 1
 
     likelihood = json.loads((root / "metrics/likelihood.json").read_text())
-    assert likelihood["test_images"] == 64 and likelihood["binarize"] == "none"
-    assert likelihood["k20"]["log_likelihood_nats"] > likelihood["k1"]["log_likelihood_nats"]
-    assert likelihood["k1"]["bits_per_dim"] > 0
+    assert set(likelihood["iwae"]) == {"k1", "k20"}
+    assert likelihood["iwae"]["k20"] > likelihood["iwae"]["k1"]
 
-    page = pipeline_repo.run("dvc", "plots", "show", "-o", "page")
+    train = json.loads((root / "metrics/train.json").read_text())
+    assert set(train) == {"train_loss", "test_loss"}  # results only: no timings
+
+    pipeline_repo.run("dvc", "plots", "show", "-o", "page")
     html = (root / "page/index.html").read_text()
     assert "cdn.jsdelivr" not in html and "vegaEmbed" in html
     for path in EXPECTED_PNG_SIZES:
         assert path.replace("/", "_") in html, path
-    assert page.returncode == 0
 
 
 def test_a_one_dimensional_latent_still_gets_every_figure(pipeline_repo):
@@ -138,10 +124,9 @@ def test_dynamic_binarization_and_the_continuous_bernoulli_run_through_the_pipel
     )
     pipeline_repo.run("dvc", "repro", "evaluate_likelihood", "evaluate")
     root = pipeline_repo.root
+    # A density on [0, 1]: positive log-likelihoods for these near-binary images.
     likelihood = json.loads((root / "metrics/likelihood.json").read_text())
-    assert (
-        likelihood["binarize"] == "dynamic" and likelihood["likelihood"] == "continuous_bernoulli"
-    )
+    assert likelihood["iwae"]["k1"] > 0
     history = pd.read_csv(root / "metrics/loss.csv")
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
     assert (
@@ -167,19 +152,6 @@ def test_every_stage_runs_on_fashion_mnist_with_class_names(pipeline_repo):
         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
     }  # fmt: skip
     evaluation = json.loads((root / "metrics/eval.json").read_text())
-    assert evaluation["reconstructions"]["report_pairs"] == {}  # the digit pairs mean nothing here
-    assert json.loads((root / "metrics/likelihood.json").read_text())["dataset"] == "FashionMNIST"
-
-
-def test_the_classifier_stage_refuses_an_empty_data_set(pipeline_repo):
-    import numpy as np
-
-    from mnist_vae.mnist import MNIST_FILES, raw_dir, write_idx
-
-    folder = raw_dir(pipeline_repo.root / "data")
-    write_idx(folder / MNIST_FILES["train_images"].name, np.zeros((0, 28, 28), np.uint8))
-    write_idx(folder / MNIST_FILES["train_labels"].name, np.zeros(0, np.uint8))
-    result = pipeline_repo.run("python", "stages/classifier.py", check=False)
-    assert result.returncode == 1
-    assert "[classifier] error:" in result.stderr and "the train split is empty" in result.stderr
-    assert not (pipeline_repo.root / "models/classifier.pt").exists()
+    assert list(evaluation) == ["misread_share"]  # the report's digit pairs mean nothing here
+    misread = pd.read_csv(root / "metrics/misread_by_class.csv")
+    assert misread["class"].tolist()[:2] == ["T-shirt/top", "Trouser"]

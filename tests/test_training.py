@@ -2,10 +2,11 @@ import pytest
 import torch
 
 from mnist_vae.checkpoints import ModelFileError, load_model, save_model
+from mnist_vae.likelihood import evaluate_elbo
 from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE
 from mnist_vae.runtime import DeviceError, resolve_device
-from mnist_vae.training import TrainingDiverged, evaluate_elbo, fit
+from mnist_vae.training import TrainingDiverged, fit
 
 
 def _fit(root, seed=0, epochs=3, lr=1e-2, hidden_dim=32):
@@ -82,10 +83,21 @@ def test_evaluation_reports_per_image_terms(synthetic_root):
     assert 300 < terms.recon < 784 * 2  # an untrained decoder: about ln 2 per pixel
 
 
-def test_device_auto_and_explicit():
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_device_auto_prefers_cuda_then_apples_gpu_then_the_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(expected)
     assert resolve_device("cpu") == torch.device("cpu")
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert resolve_device("auto").type == expected
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="needs a machine without MPS")
+def test_asking_for_mps_without_it_is_a_one_line_error():
+    with pytest.raises(DeviceError, match="'mps' requested but this machine has no usable Apple"):
+        resolve_device("mps")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

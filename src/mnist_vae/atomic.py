@@ -1,7 +1,10 @@
-"""Write outputs so that an interrupted stage never leaves a half-written file behind.
+"""Write outputs so that a failed or interrupted stage leaves every earlier output as it was.
 
 Every writer goes to a temporary file in the destination's own folder (so the final
-``os.replace`` is an atomic rename on the same file system) and only then takes the real name.
+``os.replace`` is an atomic rename on the same file system). Inside `all_or_nothing` (which
+`cli.run_stage` wraps around every stage) the renames wait until the stage has finished, so a
+stage that fails half-way replaces none of its outputs, not just none half-written. The stage
+outputs are declared `persist: true` in dvc.yaml, so DVC does not delete them before the run.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +22,49 @@ from typing import IO
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
+# (temporary, final) pairs waiting for the end of the enclosing `all_or_nothing`, or None.
+_pending: list[tuple[Path, Path]] | None = None
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """Defer every `atomic_path` rename in the block to its successful end, then do them all.
+
+    On any exception (KeyboardInterrupt too) the temporary files go and no output changes.
+    The renames themselves run with SIGINT and SIGTERM held back, so a signal cannot split them.
+    """
+    global _pending
+    if _pending is not None:
+        raise RuntimeError("all_or_nothing blocks do not nest")
+    _pending = []
+    try:
+        yield
+        with _signals_held():
+            for tmp, path in _pending:
+                os.replace(tmp, path)
+    finally:
+        for tmp, _ in _pending:
+            tmp.unlink(missing_ok=True)
+        _pending = None
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks, renames are quick
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; it takes ``path``'s place only if the block
+    succeeds (at once, or at the end of the enclosing `all_or_nothing`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -30,10 +73,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp.chmod(0o666 & ~_UMASK)
     try:
         yield tmp
-        os.replace(tmp, path)
-    finally:
-        # On success the rename already consumed it; on any failure (KeyboardInterrupt too) it goes.
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+    if _pending is None:
+        os.replace(tmp, path)
+    else:
+        _pending.append((tmp, path))
 
 
 @contextlib.contextmanager

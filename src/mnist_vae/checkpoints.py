@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from mnist_vae.atomic import write_bytes
+from mnist_vae.errors import UserError
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UserError, ValueError):
     pass
 
 

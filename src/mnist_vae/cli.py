@@ -1,49 +1,51 @@
-"""What every stage script shares: logging, signals, and one-line errors instead of tracebacks."""
+"""What every stage script shares: logging, signals, all-or-nothing outputs, one-line errors."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
 
-import torch
-
-from mnist_vae.checkpoints import ModelFileError
-from mnist_vae.download import DownloadError
-from mnist_vae.mnist import DataError
-from mnist_vae.params import ParamsError, load_params
-from mnist_vae.runtime import DeviceError, configure_threads, resolve_device
-from mnist_vae.training import TrainingDiverged
-
-# Problems a user can fix from the message alone; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ParamsError, DataError, DownloadError, DeviceError, ModelFileError, TrainingDiverged)
+from mnist_vae.atomic import all_or_nothing
+from mnist_vae.errors import UserError
 
 
-def stage_setup(sections: list[str]) -> tuple[dict, torch.device]:
-    """A computing stage's params (its `sections` plus `device`), and the device they name,
-    with the CPU threads set to every core this process may use."""
-    params = load_params(["device", *sections])
-    device = resolve_device(params["device"])
-    configure_threads()
-    return params, device
-
-
-def _terminate(signum, frame):
-    # Unwind like Ctrl-C, so every `atomic_path` removes its temporary file.
+def _interrupt(signum, frame):
+    # Unwind, so every `atomic_path` removes its temporary file. One signal is enough: a second
+    # (Ctrl-C and DVC's death both send one) must not cut the clean-up short.
+    for held in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(held, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
+def _stop_with_dvc() -> None:
+    """Under DVC on Linux, ask the kernel for SIGTERM when DVC (our parent: DVC's shell execs a
+    lone command) dies, so a killed `dvc repro` does not leave its stage running unobserved."""
+    if "DVC_STAGE" in os.environ and sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def run_stage(name: str, main: Callable[[], None]) -> None:
+    """Run a stage's `main` so that it changes all of its outputs or none of them.
+
+    Its outputs are written to temporary files and renamed into place only once `main` has
+    returned; a user error, a bug, Ctrl-C or SIGTERM leaves every earlier output as it was.
+    """
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s")
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, _interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not a background job
+        signal.signal(signal.SIGINT, _interrupt)
+    _stop_with_dvc()
     try:
-        main()
-    except USER_ERRORS as error:
+        with all_or_nothing():
+            main()
+    except UserError as error:  # anything else is a bug, and keeps its traceback
         print(f"[{name}] error: {error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print(
-            f"[{name}] interrupted; outputs already in place were left untouched", file=sys.stderr
-        )
+        print(f"[{name}] interrupted; no output was changed", file=sys.stderr)
         sys.exit(130)

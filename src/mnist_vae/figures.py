@@ -6,6 +6,7 @@ One look throughout: digits in grey (white on black, as MNIST stores them) at 2Ã
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +17,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from torchvision.utils import make_grid
 
 from mnist_vae.atomic import atomic_path
 from mnist_vae.mnist import DIGITS
@@ -37,12 +37,18 @@ def save_figure(figure: plt.Figure, path: str | Path) -> None:
 
 
 def digit_grid(pixels: torch.Tensor, columns: int) -> np.ndarray:
-    """Images (N, 784) in [0, 1] tiled `columns` wide with grey separators, as an (H, W) array."""
-    tiles = pixels.detach().float().cpu().reshape(-1, 1, 28, 28)
-    if len(tiles) == 1:  # make_grid returns a lone image without its frame; keep the frame
-        return np.pad(tiles[0, 0].numpy(), TILE_PADDING, constant_values=0.5)
-    grid = make_grid(tiles, nrow=columns, padding=TILE_PADDING, pad_value=0.5)
-    return grid[0].numpy()
+    """Images (N, 784) in [0, 1] tiled `columns` wide, each framed by TILE_PADDING grey
+    pixels, as an (H, W) array: torchvision's make_grid layout, without importing torchvision
+    (1.4 s of every stage's start-up)."""
+    tiles = pixels.detach().float().cpu().reshape(-1, 28, 28).numpy()
+    columns = min(columns, len(tiles))
+    rows = math.ceil(len(tiles) / columns)
+    step = 28 + TILE_PADDING
+    grid = np.full((rows * step + TILE_PADDING, columns * step + TILE_PADDING), 0.5, np.float32)
+    for index, tile in enumerate(tiles):
+        top, left = (TILE_PADDING + step * k for k in divmod(index, columns))
+        grid[top : top + 28, left : left + 28] = tile
+    return grid
 
 
 def digit_panels_size(grids: Sequence[np.ndarray]) -> tuple[int, int]:

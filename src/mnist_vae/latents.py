@@ -1,4 +1,4 @@
-"""Working in the latent space: posterior means, reconstructions, lines and lattices of z."""
+"""Working in the latent space: posterior means, decoding, lines and lattices of z."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import torch
 
 from mnist_vae.loops import EVAL_BATCH_SIZE
 from mnist_vae.model import VAE
-from mnist_vae.params import ParamsError
 
 
 @torch.no_grad()
@@ -18,11 +17,6 @@ def posterior_means(model: VAE, x: torch.Tensor) -> torch.Tensor:
 def decode(model: VAE, z: torch.Tensor) -> torch.Tensor:
     """Pixel probabilities (N, 784) for latents z (N, latent_dim)."""
     return torch.cat([model.decode(chunk) for chunk in z.split(EVAL_BATCH_SIZE)])
-
-
-def reconstruct(model: VAE, x: torch.Tensor) -> torch.Tensor:
-    """Decode each image's posterior mean: the deterministic reconstruction."""
-    return decode(model, posterior_means(model, x))
 
 
 def line_between(start: torch.Tensor, end: torch.Tensor, steps: int) -> torch.Tensor:
@@ -52,21 +46,18 @@ def lattice(latent_dim: int, axis: torch.Tensor) -> torch.Tensor:
     return z
 
 
-def pick_image(labels: torch.Tensor, digit: int, index: int | None, key: str) -> int:
+def pick_image(labels: torch.Tensor, digit: int, index: int | None) -> int:
     """The test image to use for `digit`: `index` if given (it must show that digit), else the
-    first image of that digit. `key` names the params entry in error messages."""
+    first image of that digit. LookupError says why there is none."""
     if index is None:
         matches = (labels == digit).nonzero()
         if len(matches) == 0:
-            raise ParamsError(f"params.yaml: {key}: the test set has no image of digit {digit}")
+            raise LookupError(f"the test set has no image of digit {digit}")
         return int(matches[0])
     if index >= len(labels):
-        raise ParamsError(
-            f"params.yaml: {key}: expected a test-set index below {len(labels)}, got {index}"
-        )
+        raise LookupError(f"expected a test-set index below {len(labels)}, got {index}")
     if int(labels[index]) != digit:
-        raise ParamsError(
-            f"params.yaml: {key}: test image {index} shows a {int(labels[index])}, "
-            f"not the requested digit {digit}"
+        raise LookupError(
+            f"test image {index} shows a {int(labels[index])}, not the requested digit {digit}"
         )
     return index

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnist_vae.atomic import write_bytes
+from mnist_vae.errors import UserError
 
 IMAGE_PIXELS = 28 * 28
 IMAGE_MAGIC = 0x0803  # uint8 data, 3 dimensions
@@ -82,7 +82,7 @@ DATASETS = {
 }
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Data on disk that is missing, corrupt or not shaped like MNIST."""
 
 
@@ -97,10 +97,6 @@ def encode_idx(array: np.ndarray) -> bytes:
         )
     header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     return header + np.ascontiguousarray(array).tobytes()
-
-
-def write_idx(path: str | Path, array: np.ndarray) -> None:
-    write_bytes(path, encode_idx(array))
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -184,3 +180,19 @@ def load_split(root: str | Path, split: str, dataset: str = "MNIST") -> Split:
     if labels.max() > 9:
         raise DataError(f"{labels_path}: labels must be digits 0-9, found {int(labels.max())}")
     return Split(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)))
+
+
+def binarize_once(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """A fixed Bernoulli draw of grey levels: the stochastically binarized test set, the same
+    for every stage and run with this seed (drawn on the CPU, so on every device too)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.bernoulli(x.cpu(), generator=generator).to(x.device)
+
+
+# One fixed binarized test set for every stage and run, as in the likelihood literature.
+TEST_BINARIZATION_SEED = 0
+
+
+def likelihood_targets(x: torch.Tensor, binarize: str) -> torch.Tensor:
+    """The test images a likelihood is measured on under `data.binarize`."""
+    return x if binarize == "none" else binarize_once(x, TEST_BINARIZATION_SEED)

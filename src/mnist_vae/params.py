@@ -1,232 +1,238 @@
-"""Read and check `params.yaml`: every key a stage uses, with errors a person can act on.
+"""`params.yaml`, typed once: one pydantic model per section, and errors a person can act on.
 
-Each stage asks for its own sections only, which are exactly the sections it declares
-under `params:` in dvc.yaml, so DVC reruns a stage when (and only when) those change.
+Each stage asks for its own sections only, exactly the ones it declares under `params:` in
+dvc.yaml, so DVC reruns a stage when (and only when) those change; a mistake in a section is
+refused by the first stage that reads it, in one line: file, key path, what was expected, what
+was given, and the key you probably meant.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
-from mnist_vae.mnist import DATASETS
-from mnist_vae.model import LIKELIHOODS
+from mnist_vae.errors import UserError
+
+# The choices the package implements (tests check them against mnist.DATASETS and
+# model.LIKELIHOODS); spelled here so reading params needs neither torch nor numpy.
+Dataset = Literal["MNIST", "FashionMNIST"]
+Likelihood = Literal["bernoulli", "continuous_bernoulli"]
 
 
-class ParamsError(ValueError):
+def _device(spec: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", spec):
+        raise ValueError("expected 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N'")
+    return spec
+
+
+Device = Annotated[str, AfterValidator(_device)]
+
+Count = Annotated[int, Field(ge=1)]
+Seed = Annotated[int, Field(ge=0)]
+Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Quantile = Annotated[float, Field(gt=0, lt=1)]
+
+
+class ParamsError(UserError, ValueError):
     """A params.yaml problem, phrased as: file, key path, what was expected, what was given."""
 
 
-@dataclass(frozen=True)
-class Field:
-    expected: str
-    is_valid: Callable[[Any], bool]
+class Section(BaseModel):
+    # strict: "10" is not 10, and true is not 1; extra keys are typos.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+class Data(Section):
+    dataset: Dataset  # torchvision's names, which are also the folders under data/
+    binarize: Literal["none", "dynamic"]
 
 
-def _is_number(value: Any) -> bool:
-    return _is_int(value) or isinstance(value, float)
+class Model(Section):
+    hidden_dim: Count
+    latent_dim: Count
+    sigmoid_latent: bool
+    likelihood: Likelihood
 
 
-def integer(minimum: int | None = None, maximum: int | None = None) -> Field:
-    if minimum is not None and maximum is not None:
-        expected = f"an integer from {minimum} to {maximum}"
-    elif minimum is not None:
-        expected = f"an integer >= {minimum}"
-    else:
-        expected = "an integer"
-    return Field(
-        expected,
-        lambda v: (
-            _is_int(v) and (minimum is None or v >= minimum) and (maximum is None or v <= maximum)
-        ),
-    )
+class Training(Section):
+    epochs: Count
+    batch_size: Count
+    lr: Rate
+    seed: Seed
 
 
-def positive_number() -> Field:
-    return Field(
-        "a number > 0",
-        lambda v: _is_number(v) and v > 0 and v != float("inf"),
-    )
+class Classifier(Training):
+    hidden_dim: Count
 
 
-def boolean() -> Field:
-    return Field("true or false", lambda v: isinstance(v, bool))
+class Evaluate(Section):
+    digits_per_side: Count
+    seed: Seed
 
 
-DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+class Generate(Section):
+    small_count: Count
+    large_count: Count
+    classified_count: Count
+    seed: Seed
 
 
-def device() -> Field:
-    return Field(
-        "'auto', 'cpu', 'cuda' or 'cuda:N'",
-        lambda v: isinstance(v, str) and DEVICE_PATTERN.fullmatch(v) is not None,
-    )
+class EvaluateLikelihood(Section):
+    ks: Annotated[list[Count], Field(min_length=1)]
+    test_images: Count
+    seed: Seed
 
 
-def probability() -> Field:
-    return Field(
-        "a number strictly between 0 and 1",
-        lambda v: _is_number(v) and 0 < v < 1,
-    )
+class Interpolate(Section):
+    start_digit: Annotated[int, Field(ge=0, le=9)]
+    end_digit: Annotated[int, Field(ge=0, le=9)]
+    start_index: Seed | None
+    end_index: Seed | None
+    steps: Annotated[int, Field(ge=2)]
+    grid_size: Annotated[int, Field(ge=2)]
+    grid_low_quantile: Quantile
+    grid_high_quantile: Quantile
+
+    @model_validator(mode="after")
+    def _ordered_quantiles(self) -> Interpolate:
+        if self.grid_low_quantile >= self.grid_high_quantile:
+            raise ValueError("grid_low_quantile must be below grid_high_quantile")
+        return self
 
 
-def choice(*options: str) -> Field:
-    return Field(
-        "one of " + ", ".join(repr(o) for o in options),
-        lambda v: isinstance(v, str) and v in options,
-    )
+class Params(BaseModel):
+    """The sections a stage asked for; the others are None."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    device: Device | None = None
+    data: Data | None = None
+    model: Model | None = None
+    train: Training | None = None
+    classifier: Classifier | None = None
+    evaluate: Evaluate | None = None
+    generate: Generate | None = None
+    evaluate_likelihood: EvaluateLikelihood | None = None
+    interpolate: Interpolate | None = None
 
 
-def integer_list(minimum: int) -> Field:
-    return Field(
-        f"a non-empty list of integers >= {minimum}",
-        lambda v: (
-            isinstance(v, list) and len(v) > 0 and all(integer(minimum).is_valid(i) for i in v)
-        ),
-    )
-
-
-def optional(field: Field) -> Field:
-    return Field(f"null or {field.expected}", lambda v: v is None or field.is_valid(v))
-
-
-def _training(**extra: Field) -> dict[str, Field]:
-    return {
-        **extra,
-        "epochs": integer(1),
-        "batch_size": integer(1),
-        "lr": positive_number(),
-        "seed": integer(0),
-    }
-
-
-# A section is a mapping of fields; a bare Field is a top-level scalar such as `device`.
-SCHEMA: dict[str, dict[str, Field] | Field] = {
-    "device": device(),
-    "data": {
-        "dataset": choice(*DATASETS),
-        "binarize": choice("none", "dynamic"),
-    },
-    "model": {
-        "hidden_dim": integer(1),
-        "latent_dim": integer(1),
-        "sigmoid_latent": boolean(),
-        "likelihood": choice(*LIKELIHOODS),
-    },
-    "train": _training(),
-    "classifier": _training(hidden_dim=integer(1)),
-    "evaluate": {
-        "digits_per_side": integer(1),
-        "seed": integer(0),
-    },
-    "generate": {
-        "small_count": integer(1),
-        "large_count": integer(1),
-        "classified_count": integer(1),
-        "seed": integer(0),
-    },
-    "evaluate_likelihood": {
-        "ks": integer_list(1),
-        "test_images": integer(1),
-        "seed": integer(0),
-    },
-    "interpolate": {
-        "start_digit": integer(0, 9),
-        "end_digit": integer(0, 9),
-        "start_index": optional(integer(0)),
-        "end_index": optional(integer(0)),
-        "steps": integer(2),
-        "grid_size": integer(2),
-        "grid_low_quantile": probability(),
-        "grid_high_quantile": probability(),
-    },
+SECTIONS = list(Params.model_fields)
+SECTION_MODELS: dict[str, type[Section]] = {
+    name: field.annotation.__args__[0]  # `Data | None` → Data
+    for name, field in Params.model_fields.items()
+    if name != "device"
 }
 
-# Rules that involve several keys of one section: (rule, message).
-CROSS_CHECKS: dict[str, list[tuple[Callable[[dict], bool], str]]] = {
-    "interpolate": [
-        (
-            lambda s: s["grid_low_quantile"] < s["grid_high_quantile"],
-            "grid_low_quantile must be below grid_high_quantile",
-        ),
-    ],
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML reads YAML 1.1, where `1e-3` (no dot) is a string; DVC reads YAML 1.2, where it
+    is a number. Read floats as YAML 1.2 (and DVC) does."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
 
 
 def _describe(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
-def _unknown_key_message(where: str, key: str, known: list[str]) -> str:
-    message = f"{where}: unknown key '{key}'"
-    close = difflib.get_close_matches(key, known, n=1)
-    if close:
-        message += f"; did you mean '{close[0]}'?"
-    return message + f" (known keys: {', '.join(sorted(known))})"
+# pydantic's "Input should be greater than or equal to 1" becomes "expected >= 1".
+_PHRASES = [
+    (r"^Input should be ", "expected "),
+    (r"^Value error, ", ""),
+    (r"greater than or equal to ", ">= "),
+    (r"less than or equal to ", "<= "),
+    (r"greater than ", "> "),
+    (r"less than ", "< "),
+    (r"^List should have at least 1 item.*", "expected a non-empty list"),
+]
 
 
-def validate(raw: Any, sections: list[str], source: str = "params.yaml") -> dict[str, Any]:
-    """Check `sections` of an already-parsed params mapping and return them.
+def _expected(error: dict) -> str:
+    message = error["msg"]
+    for pattern, replacement in _PHRASES:
+        message = re.sub(pattern, replacement, message)
+    return message[0].lower() + message[1:]
 
-    Unknown top-level names are refused too, whichever stage reads the file, so a typo in a
-    section name is caught by the first stage that runs.
-    """
+
+def _key_path(location: tuple) -> str:
+    """('evaluate_likelihood', 'ks', 1) → 'evaluate_likelihood.ks[1]'."""
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path.lstrip(".")
+
+
+def _message(error: dict, source: str) -> str:
+    location = [str(part) for part in error["loc"]]
+    where = _key_path(error["loc"])
+    if error["type"] == "extra_forbidden":
+        parent, key = location[:-1], location[-1]
+        known = list(SECTION_MODELS[parent[0]].model_fields) if parent else SECTIONS
+        message = f"{source}: {'.'.join(parent) or 'top level'}: unknown key '{key}'"
+        close = difflib.get_close_matches(key, known, n=1)
+        if close:
+            message += f"; did you mean '{close[0]}'?"
+        return message + f" (known keys: {', '.join(sorted(known))})"
+    if error["type"] == "missing":
+        return f"{source}: {where} is missing"
+    if error["type"] == "value_error" and isinstance(error["input"], dict):  # a whole section
+        return f"{source}: {where}: {_expected(error)}"
+    return f"{source}: {where}: {_expected(error)}, got {_describe(error['input'])}"
+
+
+def validate(raw: Any, sections: list[str], source: str = "params.yaml") -> Params:
+    """Check `sections` of an already-parsed params mapping; unknown top-level names are
+    refused whichever stage reads the file, so a typo in a section name is caught at once."""
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of sections, got {_describe(raw)}")
     for name in raw:
-        if name not in SCHEMA:
-            raise ParamsError(_unknown_key_message(source, str(name), [*SCHEMA]))
-    checked: dict[str, Any] = {}
-    for section in sections:
-        schema = SCHEMA[section]
-        if section not in raw:
-            raise ParamsError(f"{source}: missing section '{section}'")
-        values = raw[section]
-        if isinstance(schema, Field):
-            if not schema.is_valid(values):
-                raise ParamsError(
-                    f"{source}: {section}: expected {schema.expected}, got {_describe(values)}"
-                )
-            checked[section] = values
-            continue
-        if not isinstance(values, dict):
-            raise ParamsError(f"{source}: '{section}' must be a mapping, got {_describe(values)}")
-        for key in values:
-            if key not in schema:
-                raise ParamsError(_unknown_key_message(f"{source}: {section}", str(key), [*schema]))
-        for key, field in schema.items():
-            where = f"{source}: {section}.{key}"
-            if key not in values:
-                raise ParamsError(f"{where} is missing; expected {field.expected}")
-            if not field.is_valid(values[key]):
-                raise ParamsError(
-                    f"{where}: expected {field.expected}, got {_describe(values[key])}"
-                )
-        for rule, message in CROSS_CHECKS.get(section, []):
-            if not rule(values):
-                raise ParamsError(f"{source}: {section}: {message}")
-        checked[section] = dict(values)
-    return checked
+        if name not in SECTIONS:
+            error = {"type": "extra_forbidden", "loc": (name,)}
+            raise ParamsError(_message(error, source))
+    for name in sections:
+        if name not in raw:
+            raise ParamsError(f"{source}: missing section '{name}'")
+    try:
+        return Params.model_validate({name: raw[name] for name in sections})
+    except ValidationError as error:
+        errors = error.errors(include_url=False)
+        # A typo (`epoch:`) is both an unknown key and a missing one: name the typo.
+        first = min(errors, key=lambda e: e["type"] != "extra_forbidden")
+        raise ParamsError(_message(first, source)) from None
 
 
-def load_params(sections: list[str], path: str | Path = "params.yaml") -> dict[str, Any]:
+def load_params(sections: list[str], path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found (run from the repository root)") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader: plain data only
     except yaml.YAMLError as error:
         raise ParamsError(f"{path}: not valid YAML: {error}") from None
     return validate(raw, sections, source=str(path))

@@ -1,4 +1,4 @@
-"""Where and how a stage computes: device choice, CPU threads, seeding."""
+"""Where and how a stage computes: its params, the device, CPU threads."""
 
 from __future__ import annotations
 
@@ -6,16 +6,27 @@ import os
 
 import torch
 
+from mnist_vae.errors import UserError
+from mnist_vae.params import Params, load_params
 
-class DeviceError(RuntimeError):
+
+class DeviceError(UserError, RuntimeError):
     pass
 
 
 def resolve_device(spec: str) -> torch.device:
-    """'auto' → CUDA when present, else CPU; an explicit CUDA request without CUDA is an error."""
+    """'auto' → CUDA, else Apple's GPU (MPS), else the CPU; asking for one that is not there
+    is an error."""
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
     device = torch.device(spec)
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(
+            f"device 'mps' requested but this machine has no usable Apple GPU "
+            f"(torch {torch.__version__}); set `device` in params.yaml to 'auto' or 'cpu'"
+        )
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise DeviceError(
@@ -49,3 +60,12 @@ def describe_device(device: torch.device) -> str:
         index = device.index if device.index is not None else torch.cuda.current_device()
         return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
     return device.type
+
+
+def stage_setup(sections: list[str]) -> tuple[Params, torch.device]:
+    """A computing stage's params (its `sections` plus `device`), and the device they name,
+    with the CPU threads set to every core this process may use."""
+    params = load_params(["device", *sections])
+    device = resolve_device(params.device)
+    configure_threads()
+    return params, device

@@ -1,4 +1,4 @@
-"""Training and evaluation loops over data held in memory on the training device.
+"""The training loop, over data held in memory on the training device.
 
 MNIST is small enough to live on the device as one tensor, so each epoch is a seeded index
 permutation plus slicing: no DataLoader, no per-image Python, no PIL. Losses are summed on the
@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
-from mnist_vae.loops import EVAL_BATCH_SIZE, make_optimizer, shuffled_batches
+from mnist_vae.errors import UserError
+from mnist_vae.likelihood import ElboTerms, elbo_per_image, evaluate_elbo
+from mnist_vae.loops import make_optimizer, shuffled_batches
 from mnist_vae.model import VAE, loss_terms
 
 LOSS_COLUMNS = [
@@ -28,46 +29,13 @@ LOSS_COLUMNS = [
 ]
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     pass
-
-
-@dataclass(frozen=True)
-class ElboTerms:
-    """Negative ELBO per image, in nats."""
-
-    recon: float
-    kl: float
-
-    @property
-    def loss(self) -> float:
-        return self.recon + self.kl
 
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _per_image(recon_sum: torch.Tensor, kl_sum: torch.Tensor, count: int) -> ElboTerms:
-    totals = torch.stack([recon_sum, kl_sum]).tolist()  # the one host sync
-    return ElboTerms(recon=totals[0] / count, kl=totals[1] / count)
-
-
-def binarize_once(x: torch.Tensor, seed: int) -> torch.Tensor:
-    """A fixed Bernoulli draw of grey levels: the stochastically binarized test set, the same
-    for every stage and run with this seed (drawn on the CPU, so on every device too)."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.bernoulli(x.cpu(), generator=generator).to(x.device)
-
-
-# One fixed binarized test set for every stage and run, as in the likelihood literature.
-TEST_BINARIZATION_SEED = 0
-
-
-def likelihood_targets(x: torch.Tensor, binarize: str) -> torch.Tensor:
-    """The test images a likelihood is measured on under `data.binarize`."""
-    return x if binarize == "none" else binarize_once(x, TEST_BINARIZATION_SEED)
 
 
 def train_epoch(
@@ -95,21 +63,7 @@ def train_epoch(
         optimizer.step()
         recon_sum += recon.detach().sum()
         kl_sum += kl.detach().sum()
-    return _per_image(recon_sum, kl_sum, len(x))
-
-
-@torch.no_grad()
-def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> ElboTerms:
-    """One-sample estimate of the negative ELBO per image (z is sampled, as in training)."""
-    model.eval()
-    recon_sum = torch.zeros((), device=x.device)
-    kl_sum = torch.zeros((), device=x.device)
-    for batch in x.split(batch_size):
-        logits, mu, logvar = model(batch)
-        recon, kl = loss_terms(logits, batch, mu, logvar, model.likelihood)
-        recon_sum += recon.sum()
-        kl_sum += kl.sum()
-    return _per_image(recon_sum, kl_sum, len(x))
+    return elbo_per_image(recon_sum, kl_sum, len(x))
 
 
 def fit(
@@ -138,23 +92,23 @@ def fit(
     for epoch in range(1, epochs + 1):
         _sync(train_x.device)
         started = time.perf_counter()
-        train = train_epoch(model, optimizer, train_x, batch_size, generator, binarizer)
+        fitted = train_epoch(model, optimizer, train_x, batch_size, generator, binarizer)
         _sync(train_x.device)
         seconds = time.perf_counter() - started
-        if not math.isfinite(train.loss):
+        if not math.isfinite(fitted.loss):
             raise TrainingDiverged(
-                f"epoch {epoch}: the training loss became {train.loss}; "
-                f"try a smaller train.lr (now {lr}). No model was written."
+                f"epoch {epoch}: the training loss became {fitted.loss}; "
+                f"try a smaller train.lr (now {lr})"
             )
-        test = evaluate_elbo(model, test_x)
+        held_out = evaluate_elbo(model, test_x)
         row = {
             "epoch": epoch,
-            "train_loss": train.loss,
-            "train_recon": train.recon,
-            "train_kl": train.kl,
-            "test_loss": test.loss,
-            "test_recon": test.recon,
-            "test_kl": test.kl,
+            "train_loss": fitted.loss,
+            "train_recon": fitted.recon,
+            "train_kl": fitted.kl,
+            "test_loss": held_out.loss,
+            "test_recon": held_out.recon,
+            "test_kl": held_out.kl,
             "seconds": seconds,
         }
         rows.append(row)

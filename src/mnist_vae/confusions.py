@@ -1,0 +1,45 @@
+"""What the classifier reads: confusion counts, shares misread, the most frequent confusions."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# The pairs the report names ("9 comes back as 4, 5 as 8, 3 as 8"), both ways.
+REPORT_PAIRS = [(3, 8), (8, 3), (5, 8), (8, 5), (4, 9), (9, 4)]
+
+
+def confusion_counts(true: torch.Tensor, predicted: torch.Tensor) -> np.ndarray:
+    """10×10 counts: row = true class, column = class read."""
+    pairs = (true.cpu() * 10 + predicted.cpu()).long()
+    return torch.bincount(pairs, minlength=100).reshape(10, 10).numpy()
+
+
+def read_as_shares(counts: np.ndarray) -> np.ndarray:
+    """Row-normalised counts: [t, r] is the share of true class t that was read as r
+    (NaN for a class with no images)."""
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.full(counts.shape, np.nan), where=totals > 0)
+
+
+def misread_share(counts: np.ndarray) -> float:
+    """The share of all images read as another class."""
+    return float(1 - np.trace(counts) / max(counts.sum(), 1))
+
+
+def misread_share_by_class(counts: np.ndarray) -> np.ndarray:
+    return 1 - np.diag(read_as_shares(counts))
+
+
+def top_confusions(counts: np.ndarray, n: int = 3) -> list[tuple[int, int, float]]:
+    """The `n` largest shares of a class read as another, as (true, read, share)."""
+    shares = read_as_shares(counts)
+    pairs = [(t, r, float(shares[t, r])) for t in range(10) for r in range(10) if t != r]
+    seen = [pair for pair in pairs if pair[2] > 0]  # NaN > 0 is False: absent classes drop out
+    return sorted(seen, key=lambda pair: pair[2], reverse=True)[:n]
+
+
+def class_shares(predicted: torch.Tensor) -> np.ndarray:
+    """The share of images read as each class."""
+    counts = torch.bincount(predicted.cpu(), minlength=10).double()
+    return (counts / counts.sum()).numpy()
