@@ -3,8 +3,15 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mnist_vae.likelihood import bits_per_dimension, evaluate_elbo, importance_weighted_bound
+from mnist_vae.likelihood import (
+    _bernoulli_log_likelihoods,
+    _linear,
+    bits_per_dimension,
+    evaluate_elbo,
+    importance_weighted_bound,
+)
 from mnist_vae.model import (
     VAE,
     continuous_bernoulli_log_norm,
@@ -36,6 +43,40 @@ def test_the_bound_is_log_p_x_exactly_when_the_posterior_is_exact():
     for k in (1, 7, 600):
         bound = _bound(model, x, k, samples_per_pass=250)
         assert torch.allclose(bound, log_p_x, rtol=0, atol=1e-3), k
+
+
+@pytest.mark.parametrize("sigmoid_latent", [True, False])
+def test_the_fast_bernoulli_log_likelihood_is_the_per_pixel_sum(sigmoid_latent):
+    torch.manual_seed(0)
+    model = VAE(hidden_dim=32, latent_dim=3, sigmoid_latent=sigmoid_latent).eval()
+    with torch.no_grad():
+        model.fc4.weight.mul_(20)  # logits far into both tails, where softplus is delicate
+    x = torch.rand(7, 784) * (torch.rand(7, 784) > 0.5)  # grey levels and exact zeros
+    z = torch.randn(5, 7, 3)
+    with torch.no_grad():
+        fast = _bernoulli_log_likelihoods(model, z, x)
+        logits = model.decode_logits(z)
+        reference = -F.binary_cross_entropy_with_logits(
+            logits.double(), x.expand_as(logits).double(), reduction="none"
+        ).sum(-1)
+    assert fast.shape == (5, 7)
+    assert torch.allclose(fast.double(), reference, rtol=1e-5, atol=1e-2)
+
+
+def test_the_cpu_matrix_product_is_the_layers_own():
+    layer = torch.nn.Linear(400, 784)
+    h = torch.randn(300, 400)
+    with torch.no_grad():
+        assert torch.allclose(_linear(h, layer), layer(h), rtol=0, atol=1e-4)
+
+
+def test_how_the_samples_are_chunked_does_not_change_the_bound():
+    torch.manual_seed(0)
+    model = VAE(hidden_dim=16)
+    x = torch.rand(30, 784)
+    one_pass = _bound(model, x, 60, samples_per_draw=60, samples_per_pass=60)
+    chunked = _bound(model, x, 60, samples_per_draw=60, samples_per_pass=7)
+    assert torch.allclose(one_pass, chunked, rtol=0, atol=1e-4)
 
 
 def test_more_importance_samples_give_a_tighter_bound():

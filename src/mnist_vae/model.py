@@ -45,12 +45,15 @@ class VAE(nn.Module):
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
-    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+    def decoder_hidden(self, z: torch.Tensor) -> torch.Tensor:
         # The report squashes z through a sigmoid before decoding; `sigmoid_latent: false`
         # gives the standard VAE decoder.
         if self.sigmoid_latent:
             z = torch.sigmoid(z)
-        return self.fc4(F.relu(self.fc3(z)))
+        return F.relu(self.fc3(z))
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.fc4(self.decoder_hidden(z))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The decoded image: each pixel's expected value in [0, 1], shape (N, 784)."""
