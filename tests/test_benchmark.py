@@ -16,8 +16,8 @@ def test_benchmark_times_both_loops_on_the_same_data(synthetic_root, tmp_path):
     printed = subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
     summary = json.loads(out.read_text())
-    conventional, ours = summary["rows"]
-    assert [conventional["loop"], ours["loop"]] == ["conventional", "ours"]
+    examples, _, ours = summary["rows"]
+    assert [row["loop"] for row in summary["rows"]] == ["pytorch-examples", "conventional", "ours"]
     for row in summary["rows"]:
         assert row["device"] == "cpu" and row["batch_size"] == 64 and row["cpu_threads"] >= 1
         assert 0 < row["seconds_per_epoch_min"] <= row["seconds_per_epoch_median"]
@@ -30,8 +30,21 @@ def test_benchmark_times_both_loops_on_the_same_data(synthetic_root, tmp_path):
         )
         assert 0 < row["loss_after_first_epoch"] < 784 * 10  # a per-image loss in nats
         assert row["peak_rss_mb"] > 0 and row["peak_cuda_mb"] is None
-    ratio = conventional["seconds_per_epoch_median"] / ours["seconds_per_epoch_median"]
+        share = row["gflops_per_second"] / summary["matmul_peak_gflops"]
+        assert abs(row["share_of_matmul_peak"] - share) < 1e-3 and 0 < share < 1.5
+    ratio = examples["seconds_per_epoch_median"] / ours["seconds_per_epoch_median"]
     assert abs(summary["speedup_median"] - ratio) < 0.01
-    fastest = conventional["seconds_per_epoch_min"] / ours["seconds_per_epoch_min"]
+    fastest = examples["seconds_per_epoch_min"] / ours["seconds_per_epoch_min"]
     assert abs(summary["speedup_min"] - fastest) < 0.01
     assert f"{summary['speedup_median']}x by median epoch" in printed
+
+
+def test_the_epoch_flop_count_is_the_products_of_the_layers():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", REPO_ROOT / "benchmarks/train_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    # One image: forward 2·(784·400 + 2·400·20 + 20·400 + 400·784) = 1,302,400; backward twice
+    # that, less the first layer's input gradient 2·784·400 = 627,200.
+    assert bench.epoch_flops(1) == 3 * 1_302_400 - 627_200

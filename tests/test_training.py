@@ -104,3 +104,17 @@ def test_asking_for_mps_without_it_is_a_one_line_error():
 def test_asking_for_cuda_without_it_is_a_one_line_error():
     with pytest.raises(DeviceError, match="'cuda:1' requested but this machine has no usable CUDA"):
         resolve_device("cuda:1")
+
+
+@pytest.mark.skipif(not torch.backends.mps.is_available(), reason="needs Apple's GPU (MPS)")
+@pytest.mark.parametrize("binarize", ["none", "dynamic"])
+def test_training_on_apples_gpu_runs_and_agrees_with_the_cpu(synthetic_root, binarize):
+    results = {}
+    for device in ("cpu", "mps"):
+        torch.manual_seed(0)
+        model = VAE(hidden_dim=32).to(device)
+        train_x = load_split(synthetic_root, "train").flat_float(device)
+        rows = fit(model, train_x, train_x[:64], epochs=2, batch_size=64, lr=1e-2, seed=0,
+                   binarize=binarize)  # fmt: skip
+        results[device] = rows[-1]["train_loss"]
+    assert results["mps"] == pytest.approx(results["cpu"], rel=0.05)

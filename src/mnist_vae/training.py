@@ -34,8 +34,11 @@ class TrainingDiverged(UserError, RuntimeError):
 
 
 def _sync(device: torch.device) -> None:
+    """Wait for the device, so an epoch's time is its own (GPUs run asynchronously)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def train_epoch(

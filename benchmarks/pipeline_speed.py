@@ -1,0 +1,166 @@
+"""Time every stage of the default pipeline, and `dvc repro -f`, for two revisions side by side.
+
+    python benchmarks/pipeline_speed.py --before REV [--after HEAD] [--rounds 3] [--out FILE]
+
+Each revision is checked out into its own temporary git worktree, with this workspace's
+data/MNIST/raw copied in (so nothing is downloaded and the workspace is not touched). Then, for
+each of `--rounds` rounds, the two trees take turns (which goes first alternates by round):
+
+- each stage's command from that tree's dvc.yaml, run as DVC would run it (through the shell,
+  the outputs of the previous stages in place): wall seconds and the process's peak RSS;
+- each stage's start-up alone: a python that runs only the script's top-level imports;
+- `dvc repro -f` of the whole pipeline, all seven stages.
+
+It prints medians and writes every measurement as JSON (`--out`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def measured(command: str, cwd: Path) -> dict:
+    """Run `command` in a child python that reports its children's peak RSS."""
+    probe = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "p = subprocess.run(sys.argv[1], shell=True, capture_output=True, text=True)\n"
+        "s = time.perf_counter() - t\n"
+        "if p.returncode: sys.exit(p.stderr)\n"
+        "r = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        "print(round(s, 2), round(r / 1024))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, command], cwd=cwd, env=ENV, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{command} failed in {cwd}:\n{result.stderr[-3000:]}")
+    seconds, rss = result.stdout.split()
+    return {"seconds": float(seconds), "peak_rss_mb": int(rss)}
+
+
+def import_block(script: Path) -> str:
+    """The script's top-level imports, as code."""
+    tree = ast.parse(script.read_text())
+    imports = [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
+    return "\n".join(ast.unparse(node) for node in imports)
+
+
+def stage_commands(tree: Path) -> dict[str, str]:
+    stages = yaml.safe_load((tree / "dvc.yaml").read_text())["stages"]
+    return {name: stage["cmd"] for name, stage in stages.items()}
+
+
+def startup_command(tree: Path, command: str) -> str:
+    script = tree / command.split()[-1]
+    prefix = command[: command.index("python")]  # an old tree's `PYTHONPATH=src ` stays
+    code = import_block(script).replace('"', '\\"')
+    return f'{prefix}python -c "import sys; sys.path.insert(0, \\"stages\\")\n{code}"'
+
+
+def worktree(rev: str, root: Path) -> Path:
+    path = root / rev.replace("/", "_")
+    subprocess.run(["git", "worktree", "add", "--detach", str(path), rev], cwd=REPO, check=True,
+                   capture_output=True)  # fmt: skip
+    (path / "data/MNIST/raw").mkdir(parents=True, exist_ok=True)
+    for file in (REPO / "data/MNIST/raw").iterdir():
+        shutil.copy2(file, path / "data/MNIST/raw" / file.name)
+    return path
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]  # fmt: skip
+        model = names[0] if names else model
+    return f"{model}, {len(os.sched_getaffinity(0))} cores, {platform.machine()}"
+
+
+# The venv running this script runs the stages too, as `make repro` arranges.
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+ENV.pop("PYTHONPATH", None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--before", required=True)
+    parser.add_argument("--after", default="HEAD")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    runs: dict[str, dict[str, list[dict]]] = {"before": {}, "after": {}}
+    with tempfile.TemporaryDirectory(prefix="pipeline-speed-") as tmp:
+        trees = {
+            "before": worktree(args.before, Path(tmp)),
+            "after": worktree(args.after, Path(tmp)),
+        }
+        try:
+            for round_ in range(args.rounds):
+                order = ["before", "after"] if round_ % 2 == 0 else ["after", "before"]
+                names = list(stage_commands(trees["after"]))
+                for name in names:
+                    for side in order:
+                        tree = trees[side]
+                        command = stage_commands(tree)[name]
+                        row = measured(command, tree)
+                        row["startup_seconds"] = measured(startup_command(tree, command), tree)[
+                            "seconds"
+                        ]
+                        runs[side].setdefault(name, []).append(row)
+                        print(side, name, row, flush=True)
+                for side in order:
+                    row = measured("dvc repro -f", trees[side])
+                    runs[side].setdefault("dvc repro -f", []).append(row)
+                    print(side, "dvc repro -f", row, flush=True)
+        finally:
+            for tree in trees.values():
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO,
+                               capture_output=True)  # fmt: skip
+
+    def median(side: str, name: str, key: str) -> float:
+        return round(statistics.median(r[key] for r in runs[side][name]), 2)
+
+    table = []
+    print(f"{machine()}: medians of {args.rounds} rounds, {args.before} → {args.after}")
+    print("step | before s | after s | before start-up s | after start-up s | after peak RSS MB")
+    for name in runs["after"]:
+        row = {
+            "step": name,
+            "before_seconds": median("before", name, "seconds"),
+            "after_seconds": median("after", name, "seconds"),
+            "after_peak_rss_mb": max(r["peak_rss_mb"] for r in runs["after"][name]),
+        }
+        if name != "dvc repro -f":
+            row["before_startup_seconds"] = median("before", name, "startup_seconds")
+            row["after_startup_seconds"] = median("after", name, "startup_seconds")
+        table.append(row)
+        print(" | ".join(str(v) for v in row.values()))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(
+            json.dumps(
+                {"machine": machine(), "before": args.before, "after": args.after,
+                 "rounds": args.rounds, "medians": table, "runs": runs}, indent=2,
+            ) + "\n"
+        )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
