@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # DVC runs each stage's `python` from PATH: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test format lock benchmark plots-template
+.PHONY: repro test format lock lock-check benchmark plots-template
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,11 +36,15 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Regenerate the lock from requirements.in in a throwaway venv.
-lock:
-	rm -rf .venv-lock
+# The universal lock (every platform and Python in tools/lock.py), regenerated from
+# requirements.in with uv's resolver in a throwaway venv; `lock-check` proves it per target.
+UV := .venv-lock/bin/uv
+$(UV):
 	$(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install --quiet -r requirements.in
-	( head -n 2 requirements.txt; .venv-lock/bin/python -m pip freeze --exclude-editable ) > requirements.txt.new
-	mv requirements.txt.new requirements.txt
-	rm -rf .venv-lock
+	.venv-lock/bin/python -m pip install --quiet uv
+
+lock: $(UV)
+	PATH=$(abspath .venv-lock/bin):$$PATH $(PYTHON) tools/lock.py compile
+
+lock-check: $(UV)
+	PATH=$(abspath .venv-lock/bin):$$PATH $(PYTHON) tools/lock.py check

@@ -21,10 +21,13 @@ NEEDED = ("torch", "numpy", "pandas", "matplotlib", "yaml", "pydantic", "tqdm")
 
 _missing = [name for name in NEEDED if importlib.util.find_spec(name) is None]
 if _missing:
+    activate = (
+        r".venv\Scripts\Activate.ps1" if sys.platform == "win32" else "source .venv/bin/activate"
+    )
     print(
         f"[{Path(sys.argv[0]).stem}] error: {sys.executable} (the `python` first on PATH) "
         f"cannot import {', '.join(_missing)}; DVC runs stages with that python, so activate "
-        "the project's venv first (`source .venv/bin/activate`, or `make repro`). "
+        f"the project's venv first (`{activate}`, or `make repro`). "
         "No output was changed.",
         file=sys.stderr,
     )

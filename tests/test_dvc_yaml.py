@@ -55,3 +55,23 @@ def test_every_output_survives_a_failed_run():
             for out in stage.get(group, []):
                 path, options = next(iter(out.items()))
                 assert options.get("persist") is True, f"{name}: {path}"
+
+
+def test_the_lock_pins_every_direct_requirement_within_its_range():
+    from packaging.requirements import Requirement
+
+    direct = [
+        Requirement(line.split("#")[0])
+        for line in (REPO / "requirements.in").read_text().splitlines()
+        if line.split("#")[0].strip()
+    ]
+    pins: dict[str, list[str]] = {}
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            pinned = Requirement(line)
+            pins.setdefault(pinned.name.lower(), []).append(str(pinned.specifier)[2:])
+    for requirement in direct:
+        versions = pins.get(requirement.name.lower())
+        assert versions, f"{requirement.name} is in requirements.in but not locked: `make lock`"
+        for version in versions:
+            assert requirement.specifier.contains(version), f"{requirement} but locked {version}"
