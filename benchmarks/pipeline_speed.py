@@ -20,7 +20,6 @@ import argparse
 import ast
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -29,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from train_speed import machine  # this folder, as `python benchmarks/...` runs it
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,16 +80,6 @@ def worktree(rev: str, root: Path) -> Path:
     for file in (REPO / "data/MNIST/raw").iterdir():
         shutil.copy2(file, path / "data/MNIST/raw" / file.name)
     return path
-
-
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]  # fmt: skip
-        model = names[0] if names else model
-    return f"{model}, {len(os.sched_getaffinity(0))} cores, {platform.machine()}"
 
 
 # The venv running this script runs the stages too, as `make repro` arranges.
