@@ -64,8 +64,11 @@ def _linear(h: torch.Tensor, layer: torch.nn.Linear) -> torch.Tensor:
     return layer(h)
 
 
-def _bernoulli_log_likelihoods(model: VAE, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """log p(x_i | z_si) in nats, shape (S, B), for latents z (S, B, d) and images x (B, 784).
+def _bernoulli_log_likelihoods(
+    model: VAE, z: torch.Tensor, x_weight: torch.Tensor, x_bias: torch.Tensor
+) -> torch.Tensor:
+    """log p(x_i | z_si) in nats, shape (S, B), for latents z (S, B, d) of images x (B, 784),
+    given x @ W and x @ b for the decoder's last layer (computed once per image batch).
 
     Per pixel, log p = x·l − softplus(l) for the logit l = W h + b. Summed over pixels, the
     x·l part is h · (Wᵀx) + b·x, a matrix product per image; softplus(l) = relu(l) − log σ(|l|),
@@ -73,8 +76,7 @@ def _bernoulli_log_likelihoods(model: VAE, z: torch.Tensor, x: torch.Tensor) -> 
     ≥ 2⁻⁴⁹, far from float32's limits), 16 logarithms per image instead of 784.
     """
     h = model.decoder_hidden(z)  # (S, B, hidden)
-    weight, bias = model.fc4.weight, model.fc4.bias
-    x_dot_logits = torch.einsum("sbh,bh->sb", h, x @ weight) + x @ bias
+    x_dot_logits = torch.einsum("sbh,bh->sb", h, x_weight) + x_bias
     logits = _linear(h.reshape(-1, h.shape[-1]), model.fc4)  # (S·B, 784)
     relu_sum = logits.clamp(min=0).sum(dim=-1)
     groups = logits.abs_().sigmoid_().view(len(logits), -1, 49)
@@ -108,13 +110,15 @@ def importance_weighted_bound(
         std = torch.exp(0.5 * logvar)
         log_det = 0.5 * logvar.sum(dim=-1)  # log of the product of the stds, once per image
         running = None
+        if model.likelihood == "bernoulli":
+            x_weight, x_bias = images @ model.fc4.weight, images @ model.fc4.bias
         for start in range(0, k, samples_per_draw):
             count = min(samples_per_draw, k - start)
             draw = torch.randn(count, *mu.shape, generator=generator).to(x.device)
             for eps in draw.split(samples_per_pass):
                 z = mu + std * eps
                 if model.likelihood == "bernoulli":
-                    log_p_x_given_z = _bernoulli_log_likelihoods(model, z, images)
+                    log_p_x_given_z = _bernoulli_log_likelihoods(model, z, x_weight, x_bias)
                 else:
                     logits = model.decode_logits(z)
                     log_p_x_given_z = -reconstruction_nll(
