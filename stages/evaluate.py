@@ -22,8 +22,9 @@ from mnist_vae.confusions import (
     top_confusions,
 )
 from mnist_vae.figures import confusion_heatmap, digit_grid, digit_panels, latent_scatter
+from mnist_vae.idx import DATASETS
 from mnist_vae.latents import decode, posterior_means
-from mnist_vae.mnist import DATASETS, load_split
+from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE
 from mnist_vae.runtime import stage_setup
 

@@ -12,8 +12,8 @@ from mnist_vae.classifier import Classifier, classify
 from mnist_vae.cli import run_stage
 from mnist_vae.confusions import class_shares
 from mnist_vae.figures import digit_grid, digit_histogram, digit_panels
+from mnist_vae.idx import DATASETS
 from mnist_vae.latents import decode
-from mnist_vae.mnist import DATASETS
 from mnist_vae.model import VAE
 from mnist_vae.runtime import stage_setup
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from mnist_vae.atomic import write_bytes
-from mnist_vae.mnist import MNIST_FILES, encode_idx, raw_dir
+from mnist_vae.idx import MNIST_FILES, encode_idx, raw_dir
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -3,7 +3,8 @@ import torch
 
 from mnist_vae.checkpoints import ModelFileError, load_model, save_model
 from mnist_vae.classifier import Classifier, classify, fit_classifier
-from mnist_vae.mnist import DataError, load_split
+from mnist_vae.idx import DataError
+from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE
 
 

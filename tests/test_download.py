@@ -13,7 +13,7 @@ from mnist_vae.download import (
     idx_from_mnist_pickle,
     restricted_loads,
 )
-from mnist_vae.mnist import MNIST_FILES, IdxFile, encode_idx, md5_of, raw_dir
+from mnist_vae.idx import MNIST_FILES, IdxFile, encode_idx, md5_of, raw_dir
 
 
 class _RunsShellCommand:

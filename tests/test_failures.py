@@ -19,7 +19,7 @@ import pytest
 import yaml
 from conftest import write_idx
 
-from mnist_vae.mnist import MNIST_FILES, raw_dir
+from mnist_vae.idx import MNIST_FILES, raw_dir
 
 pytestmark = pytest.mark.e2e
 

@@ -3,17 +3,17 @@ import pytest
 import torch
 from conftest import write_idx
 
-from mnist_vae.mnist import (
+from mnist_vae.idx import (
     MNIST_FILES,
     DataError,
     IdxFile,
     encode_idx,
-    load_split,
     md5_of,
     raw_dir,
     read_idx,
     verify_file,
 )
+from mnist_vae.mnist import load_split
 
 
 def test_idx_round_trip(tmp_path):

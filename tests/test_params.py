@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mnist_vae.mnist import DATASETS
+from mnist_vae.idx import DATASETS
 from mnist_vae.model import LIKELIHOODS
 from mnist_vae.params import SECTIONS, Dataset, Likelihood, ParamsError, load_params, validate
 

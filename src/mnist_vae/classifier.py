@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mnist_vae.idx import IMAGE_PIXELS, DataError
 from mnist_vae.loops import EVAL_BATCH_SIZE, make_optimizer, shuffled_batches
-from mnist_vae.mnist import IMAGE_PIXELS, DataError
 
 
 class Classifier(nn.Module):

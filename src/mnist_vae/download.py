@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from mnist_vae.atomic import atomic_path
 from mnist_vae.errors import UserError
-from mnist_vae.mnist import (
+from mnist_vae.idx import (
     DATASETS,
     MNIST_FILES,
     DataError,

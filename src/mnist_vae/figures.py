@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from mnist_vae.atomic import atomic_path
-from mnist_vae.mnist import DIGITS
+from mnist_vae.idx import DIGITS
 
 DPI = 100
 DIGIT_SCALE = 2  # screen pixels per MNIST pixel

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_vae.mnist import IMAGE_PIXELS
+from mnist_vae.idx import IMAGE_PIXELS
 
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 

@@ -25,7 +25,7 @@ from pydantic import (
 
 from mnist_vae.errors import UserError
 
-# The choices the package implements (tests check them against mnist.DATASETS and
+# The choices the package implements (tests check them against idx.DATASETS and
 # model.LIKELIHOODS); spelled here so reading params needs neither torch nor numpy.
 Dataset = Literal["MNIST", "FashionMNIST"]
 Likelihood = Literal["bernoulli", "continuous_bernoulli"]
