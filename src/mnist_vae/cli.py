@@ -22,8 +22,10 @@ def _interrupt(signum, frame):
 
 
 def _stop_with_dvc() -> None:
-    """Under DVC on Linux, ask the kernel for SIGTERM when DVC (our parent: DVC's shell execs a
-    lone command) dies, so a killed `dvc repro` does not leave its stage running unobserved."""
+    """Under DVC on Linux, ask the kernel for SIGTERM when our parent dies, so a killed `dvc
+    repro` does not leave its stage running unobserved. The parent is DVC itself where DVC's
+    `$SHELL` execs a lone command (bash does); dash, Debian's /bin/sh, forks instead, and then
+    the stage outlives DVC (docs/failures.md)."""
     if "DVC_STAGE" in os.environ and sys.platform.startswith("linux"):
         pr_set_pdeathsig = 1
         ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
