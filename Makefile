@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # DVC runs each stage's `python` from PATH: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test format lock lock-check benchmark plots-template
+.PHONY: repro test study format lock lock-check benchmark plots-template
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# The seed study of docs/study.md: 20 DVC experiments on DVC's queue, then the tables and the
+# figure under docs/study/. It resumes: experiments that exist for this commit are not rerun.
+study: repro
+	$(BIN)/python -m mnist_vae.study run
 
 # Our training loop against the conventional DataLoader loop (needs MNIST: make repro first).
 benchmark: $(STAMP)

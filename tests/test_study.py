@@ -1,0 +1,133 @@
+"""The seed study: its collecting code on a real DVC queue in miniature, its arithmetic on
+known numbers, and the committed tables against the committed runs and pipeline metrics."""
+
+import io
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from mnist_vae import study
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = REPO_ROOT / "docs" / "study"
+GENERATED = ("summary.csv", "summary.md", "test_loss_curves.png")
+
+
+@pytest.mark.e2e
+def test_a_small_queue_is_run_resumed_and_collected_from_the_experiments_own_files(
+    reproduced_repo,
+):
+    repo = reproduced_repo
+    command = ("python", "-m", "mnist_vae.study", "run", "--epochs", "1", "2", "--seeds", "1", "2")
+    first = repo.run(*command)
+    assert "queued 8 experiments, 0 already done" in first.stderr
+
+    again = repo.run(*command)  # everything exists for this commit: nothing is queued or run
+    assert "queued 0 experiments, 8 already done" in again.stderr
+
+    out = repo.root / "docs" / "study"
+    runs = pd.read_csv(out / "runs.csv")
+    curves = pd.read_csv(out / "curves.csv")
+    assert len(runs) == 8
+    refs = repo.run("git", "for-each-ref", "--format=%(refname)", "refs/exps").stdout.split()
+    by_name = {ref.rsplit("/", 1)[-1]: ref for ref in refs}
+    for row in runs.to_dict("records"):
+        ref = by_name[study.experiment_name(row["architecture"], row["epochs"], row["seed"])]
+
+        def read(path, ref=ref):
+            return repo.run("git", "show", f"{ref}:{path}").stdout
+
+        params = yaml.safe_load(read("params.yaml"))
+        assert params["model"]["sigmoid_latent"] == study.ARCHITECTURES[row["architecture"]]
+        assert (params["train"]["epochs"], params["train"]["seed"]) == (row["epochs"], row["seed"])
+        assert row["test_loss"] == json.loads(read("metrics/train.json"))["test_loss"]
+        evaluation = json.loads(read("metrics/eval.json"))
+        for name in ("misread_share", *study.PAIRS):
+            assert row[name] == evaluation[name], name
+        assert row["iwae_k"] == 20  # the largest of the tiny params' ks
+        assert row["iwae"] == json.loads(read("metrics/likelihood.json"))["iwae"]["k20"]
+        history = pd.read_csv(io.StringIO(read("metrics/loss.csv")))
+        run_curve = curves[
+            (curves["architecture"] == row["architecture"])
+            & (curves["epochs"] == row["epochs"])
+            & (curves["seed"] == row["seed"])
+        ]
+        assert run_curve["test_loss"].tolist() == history["test_loss"].tolist()
+
+    summary = pd.read_csv(out / "summary.csv")
+    for (architecture, epochs), group in runs.groupby(["architecture", "epochs"]):
+        line = summary[(summary["architecture"] == architecture) & (summary["epochs"] == epochs)]
+        assert line["test_loss_mean"].item() == pytest.approx(group["test_loss"].mean(), rel=1e-5)
+    table = (out / "summary.md").read_text()
+    assert "| report (sigmoid on z) | 2 | 2 |" in table
+    assert "| standard VAE | 1 | 2 |" in table
+
+
+def test_summary_gives_mean_sample_sd_and_the_gain_paired_by_seed():
+    rows = []
+    for architecture, shift in (("sigmoid_on_z", 10.0), ("standard", 0.0)):
+        for seed, short, long in ((1, 100.0, 90.0), (2, 110.0, 88.0)):
+            for epochs, loss in ((10, short + shift), (100, long + shift)):
+                rows.append(
+                    {
+                        "architecture": architecture,
+                        "epochs": epochs,
+                        "seed": seed,
+                        "test_loss": loss,
+                        "misread_share": 0.5,
+                        **dict.fromkeys(study.PAIRS, 0.1),
+                        "iwae_k": 5000,
+                        "iwae": -loss,
+                    }
+                )
+    summary = study.summarize(pd.DataFrame(rows)).set_index(["architecture", "epochs"])
+    standard = summary.loc[("standard", 100)]
+    assert standard["test_loss_mean"] == 89.0
+    assert standard["test_loss_std"] == pytest.approx(math.sqrt(2.0))  # n - 1 in the denominator
+    assert standard["gain_mean"] == pytest.approx((0.10 + 0.20) / 2)  # 100 -> 90, 110 -> 88
+    assert math.isnan(summary.loc[("standard", 10), "gain_mean"])  # a gain needs both lengths
+    cost = study.sigmoid_cost(summary.reset_index()).set_index("epochs")
+    assert cost.loc[100, "nats"] == pytest.approx(10.0)
+    assert cost.loc[100, "standard_error"] == pytest.approx(math.sqrt(2.0 / 2 + 2.0 / 2))
+
+
+def test_the_committed_tables_and_figure_follow_from_the_committed_runs(tmp_path):
+    for name in ("runs.csv", "curves.csv"):
+        shutil.copy(COMMITTED / name, tmp_path / name)
+    study.tables(tmp_path)
+    for name in GENERATED:
+        assert (tmp_path / name).read_bytes() == (COMMITTED / name).read_bytes(), name
+
+
+def test_the_study_contains_the_committed_pipeline_runs():
+    """The runs at params.yaml's own settings are the pipeline's committed results, and the
+    100-epoch one is docs/results/epochs-100: the study measured this code."""
+    runs = pd.read_csv(COMMITTED / "runs.csv").set_index(["architecture", "epochs", "seed"])
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    assert params["model"]["sigmoid_latent"] is True
+    seed = params["train"]["seed"]
+    for epochs, folder in ((params["train"]["epochs"], REPO_ROOT), (100, REPO_ROOT / "docs/results/epochs-100")):  # fmt: skip
+        row = runs.loc[("sigmoid_on_z", epochs, seed)]
+        metrics = folder / "metrics"
+        assert row["test_loss"] == json.loads((metrics / "train.json").read_text())["test_loss"]
+        evaluation = json.loads((metrics / "eval.json").read_text())
+        assert row["misread_share"] == evaluation["misread_share"]
+        bounds = json.loads((metrics / "likelihood.json").read_text())["iwae"]
+        assert row["iwae"] == bounds[f"k{int(row['iwae_k'])}"]
+
+
+def test_every_spread_the_docs_quote_is_in_the_generated_table():
+    """README and docs/study.md quote the study's "mean ± sd" figures; none is typed by hand."""
+    table = (COMMITTED / "summary.md").read_text()
+    quoted = 0
+    for doc in (REPO_ROOT / "README.md", REPO_ROOT / "docs" / "study.md"):
+        for figure in re.findall(r"[−-]?\d+\.\d+ ± \d+\.\d+(?: %)?", doc.read_text()):
+            assert figure.replace("−", "-") in table, f"{doc.name}: {figure}"
+            quoted += 1
+    assert quoted >= 5
