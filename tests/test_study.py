@@ -131,3 +131,10 @@ def test_every_spread_the_docs_quote_is_in_the_generated_table():
             assert figure.replace("−", "-") in table, f"{doc.name}: {figure}"
             quoted += 1
     assert quoted >= 5
+
+
+def test_collecting_without_the_experiments_stops_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.setattr(study, "experiments", lambda baseline: [])  # a commit with none yet
+    with pytest.raises(SystemExit, match=r"^error: 20 study experiments missing, e\.g\. "):
+        study.collect(study.EPOCHS, study.SEEDS, tmp_path, "HEAD")
+    assert not any(tmp_path.iterdir())  # nothing half-written

@@ -93,7 +93,7 @@ def collect(epochs: tuple[int, ...], seeds: tuple[int, ...], out: Path, baseline
             if sigmoid == params["model"]["sigmoid_latent"]
         )
         bounds = metrics["metrics/likelihood.json"]["iwae"]
-        largest_k = max(bounds, key=lambda key: int(key.removeprefix("k")))
+        largest_k = max(int(name.removeprefix("k")) for name in bounds)
         key = {
             "architecture": architecture,
             "epochs": params["train"]["epochs"],
@@ -104,21 +104,18 @@ def collect(epochs: tuple[int, ...], seeds: tuple[int, ...], out: Path, baseline
                 **key,
                 "test_loss": metrics["metrics/train.json"]["test_loss"],
                 **{name: metrics["metrics/eval.json"][name] for name in ("misread_share", *PAIRS)},
-                "iwae_k": int(largest_k.removeprefix("k")),
-                "iwae": bounds[largest_k],
+                "iwae_k": largest_k,
+                "iwae": bounds[f"k{largest_k}"],
             }
         )
         history = pd.read_csv(io.StringIO(show(exp["rev"], "metrics/loss.csv")))
         curves.append(history.assign(**key))
-    runs = pd.DataFrame(rows)
-    expected = {
-        experiment_name(a, e, s) for a in ARCHITECTURES for e in epochs for s in seeds
-    }  # fmt: skip
-    found = {experiment_name(*key) for key in runs[["architecture", "epochs", "seed"]].values}
+    expected = {experiment_name(a, e, s) for a in ARCHITECTURES for e in epochs for s in seeds}
+    found = {experiment_name(row["architecture"], row["epochs"], row["seed"]) for row in rows}
     if missing := sorted(expected - found):
         raise SystemExit(f"error: {len(missing)} study experiments missing, e.g. {missing[0]}; "
                          "run `make study` (it resumes)")  # fmt: skip
-    runs = runs.sort_values(["architecture", "epochs", "seed"], ignore_index=True)
+    runs = pd.DataFrame(rows).sort_values(["architecture", "epochs", "seed"], ignore_index=True)
     curves = pd.concat(curves)[
         ["architecture", "epochs", "seed", "epoch", "train_loss", "test_loss"]
     ]
