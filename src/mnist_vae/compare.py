@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import yaml
 
-from mnist_vae.figures import CLASS_COLOURS, save_figure
+from mnist_vae.figures import CLASS_COLOURS, save_loss_chart
 
 
 def loss_comparison(runs: dict[str, pd.DataFrame], path: str | Path) -> None:
@@ -41,12 +41,7 @@ def loss_comparison(runs: dict[str, pd.DataFrame], path: str | Path) -> None:
             label=f"{label}: train",
             **style,
         )
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("negative ELBO per image (nats)")
-    axis.set_title("Loss curves of several runs")
-    axis.grid(alpha=0.3)
-    axis.legend()
-    save_figure(figure, path)
+    save_loss_chart(figure, axis, path, "Loss curves of several runs")
 
 
 def resolve(rev: str) -> str:

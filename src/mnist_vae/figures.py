@@ -74,17 +74,28 @@ def digit_panels(panels: Sequence[tuple[str, np.ndarray]], path: str | Path) -> 
     save_figure(figure, path)
 
 
+def save_loss_chart(
+    figure: plt.Figure,
+    axis: plt.Axes,
+    path: str | Path,
+    title: str,
+    ylabel: str = "negative ELBO per image (nats)",
+) -> None:
+    """The one look of every loss-against-epoch chart: axis labels, title, grid, legend."""
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    save_figure(figure, path)
+
+
 def loss_curves(history: pd.DataFrame, path: str | Path, title: str) -> None:
     """Train and test negative ELBO per image against epoch."""
     figure, axis = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     axis.plot(history["epoch"], history["train_loss"], marker="o", label="train")
     axis.plot(history["epoch"], history["test_loss"], marker="s", label="test")
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("negative ELBO per image (nats)")
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
-    axis.legend()
-    save_figure(figure, path)
+    save_loss_chart(figure, axis, path, title)
 
 
 def latent_scatter(

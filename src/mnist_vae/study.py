@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mnist_vae.compare import show
-from mnist_vae.figures import CLASS_COLOURS, save_figure
+from mnist_vae.figures import CLASS_COLOURS, save_loss_chart
 
 # model.sigmoid_latent of each architecture, and how the tables name it.
 ARCHITECTURES = {"sigmoid_on_z": True, "standard": False}
@@ -243,12 +243,9 @@ def curves_figure(curves: pd.DataFrame, path: Path) -> None:
         low.append(band[0][late].min())
         high.append(band[1][late].max())
     axis.set_ylim(min(low) - 1, max(high) + 1)
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("test loss, negative ELBO (nats per image)")
-    axis.set_title("Test loss over training seeds (band: ± 1 standard deviation)")
-    axis.grid(alpha=0.3)
-    axis.legend()
-    save_figure(figure, path)
+    save_loss_chart(figure, axis, path,
+                    "Test loss over training seeds (band: ± 1 standard deviation)",
+                    ylabel="test loss, negative ELBO (nats per image)")  # fmt: skip
 
 
 def tables(out: Path) -> None:
