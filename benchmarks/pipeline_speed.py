@@ -95,11 +95,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
+    # Named by commit, so the JSON still says what was measured after HEAD moves on.
+    revisions = {
+        side: subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO, check=True,
+                             capture_output=True, text=True).stdout.strip()
+        for side, rev in (("before", args.before), ("after", args.after))
+    }  # fmt: skip
     runs: dict[str, dict[str, list[dict]]] = {"before": {}, "after": {}}
     with tempfile.TemporaryDirectory(prefix="pipeline-speed-") as tmp:
         trees = {
-            "before": worktree(args.before, Path(tmp)),
-            "after": worktree(args.after, Path(tmp)),
+            "before": worktree(revisions["before"], Path(tmp)),
+            "after": worktree(revisions["after"], Path(tmp)),
         }
         try:
             for round_ in range(args.rounds):
@@ -128,7 +134,9 @@ def main() -> None:
         return round(statistics.median(r[key] for r in runs[side][name]), 2)
 
     table = []
-    print(f"{machine()}: medians of {args.rounds} rounds, {args.before} → {args.after}")
+    print(
+        f"{machine()}: medians of {args.rounds} rounds, {revisions['before']} → {revisions['after']}"
+    )
     print("step | before s | after s | before start-up s | after start-up s | after peak RSS MB")
     # (dvc repro -f has no start-up of its own: its row has the two times and the RSS)
     for name in runs["after"]:
@@ -147,7 +155,7 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
             json.dumps(
-                {"machine": machine(), "before": args.before, "after": args.after,
+                {"machine": machine(), "before": revisions["before"], "after": revisions["after"],
                  "rounds": args.rounds, "medians": table, "runs": runs}, indent=2,
             ) + "\n"
         )  # fmt: skip

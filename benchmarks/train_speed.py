@@ -80,14 +80,25 @@ def conventional_epoch(model, optimizer, loader, device) -> float:
     return total / len(loader.dataset)
 
 
+def forward_flops(layers: list[tuple[int, int]]) -> int:
+    """Multiply-adds × 2 of one image through these (inputs, outputs) linear layers."""
+    return sum(2 * a * b for a, b in layers)
+
+
+def training_flops(layers: list[tuple[int, int]]) -> int:
+    """Per image: the forward pass, then the backward pass's two products per layer (weights
+    and inputs), less the input gradient of the first layer, which nothing needs."""
+    first_inputs, first_outputs = layers[0]
+    return 3 * forward_flops(layers) - 2 * first_inputs * first_outputs
+
+
+def vae_layers(hidden: int, latent: int) -> list[tuple[int, int]]:
+    return [(784, hidden), (hidden, latent), (hidden, latent), (latent, hidden), (hidden, 784)]
+
+
 def epoch_flops(images: int) -> float:
-    """Multiply-adds × 2 of one training epoch of MODEL: the forward pass, then the backward
-    pass's two products per layer (weights and inputs), less the input gradient of the first
-    layer, which nothing needs."""
-    hidden, latent = MODEL["hidden_dim"], MODEL["latent_dim"]
-    layers = [(784, hidden), (hidden, latent), (hidden, latent), (latent, hidden), (hidden, 784)]
-    forward = sum(2 * images * a * b for a, b in layers)
-    return 3 * forward - 2 * images * 784 * hidden
+    """The floating-point operations of one training epoch of MODEL over `images` images."""
+    return images * training_flops(vae_layers(MODEL["hidden_dim"], MODEL["latent_dim"]))
 
 
 def matmul_peak(device: torch.device, size: int = 4096, repeats: int = 5) -> float:

@@ -1,0 +1,154 @@
+"""How fast could the default pipeline be on this machine at float32? A floor per stage.
+
+    python benchmarks/pipeline_floor.py --pipeline benchmarks/results/cpu-2cores/pipeline.json
+                                        [--out FILE]
+
+For the three stages that compute (train, classifier, evaluate_likelihood) it counts the
+floating-point operations of their matrix products from params.yaml, and measures here, in this
+process, the two things no code can go below:
+
+- the CPU's float32 matrix-multiply peak (the fastest of several 4096² products), and
+- one fused Adam step of each model, its gradients in place (the optimiser streams every
+  parameter, gradient and moment once per step; its fastest time is the memory's pace).
+
+A stage's floor is then its measured start-up (from the pipeline benchmark's medians) + its
+products at the peak + its Adam steps at their fastest: what remains if everything else
+(element-wise ops, autograd, Python, the noise of a shared machine) took no time at all. The
+light stages (download, evaluate, generate, interpolate) count at their measured start-up, and
+DVC's own work at nothing, so the sum is generous: below it, no float32 code runs this pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from train_speed import (  # this folder, as `python benchmarks/...` runs it
+    forward_flops,
+    machine,
+    matmul_peak,
+    training_flops,
+    vae_layers,
+)
+
+from mnist_vae.classifier import Classifier
+from mnist_vae.loops import make_optimizer
+from mnist_vae.model import VAE
+from mnist_vae.params import Params, load_params
+from mnist_vae.runtime import configure_threads
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000  # MNIST's splits
+COMPUTING = ("train", "classifier", "evaluate_likelihood")
+
+
+def stage_flops(params: Params) -> dict[str, int]:
+    """The matrix products' floating-point operations of each computing stage."""
+    model, judge, bound = params.model, params.classifier, params.evaluate_likelihood
+    vae = vae_layers(model.hidden_dim, model.latent_dim)
+    judge_layers = [(784, judge.hidden_dim), (judge.hidden_dim, judge.hidden_dim),
+                    (judge.hidden_dim, 10)]  # fmt: skip
+    decoder = [(model.latent_dim, model.hidden_dim), (model.hidden_dim, 784)]
+    # Every training epoch is followed by the test set's ELBO; the trained classifier then
+    # classifies the test set; the bound decodes every importance sample of every image.
+    epoch = TRAIN_IMAGES * training_flops(vae) + TEST_IMAGES * forward_flops(vae)
+    judging = judge.epochs * TRAIN_IMAGES * training_flops(judge_layers)
+    return {
+        "train": params.train.epochs * epoch,
+        "classifier": judging + TEST_IMAGES * forward_flops(judge_layers),
+        "evaluate_likelihood": sum(bound.ks) * bound.test_images * forward_flops(decoder),
+    }
+
+
+def fastest_adam_step(model: torch.nn.Module, repeats: int = 50) -> float:
+    optimizer = make_optimizer(model.parameters(), lr=1e-3)
+    for parameter in model.parameters():
+        parameter.grad = torch.randn_like(parameter)
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        optimizer.step()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def adam_seconds(params: Params) -> dict[str, float]:
+    """Each computing stage's optimiser steps, each at the fastest step measured here."""
+    steps = {
+        name: section.epochs * math.ceil(TRAIN_IMAGES / section.batch_size)
+        for name, section in (("train", params.train), ("classifier", params.classifier))
+    }
+    model = VAE(params.model.hidden_dim, params.model.latent_dim)
+    return {
+        "train": steps["train"] * fastest_adam_step(model),
+        "classifier": steps["classifier"]
+        * fastest_adam_step(Classifier(params.classifier.hidden_dim)),
+        "evaluate_likelihood": 0.0,
+    }
+
+
+def floors(medians: list[dict], flops: dict, peak_gflops: float, adam: dict) -> dict:
+    """Per stage, from the pipeline benchmark's `medians`: the floor in seconds and, for the
+    computing stages, the share of the peak their computing part (all but start-up) reaches."""
+    rows = []
+    for measured in medians:
+        step = measured["step"]
+        if step == "dvc repro -f":
+            continue
+        startup = measured["after_startup_seconds"]
+        row = {"step": step, "measured_seconds": measured["after_seconds"],
+               "startup_seconds": startup, "floor_seconds": startup}  # fmt: skip
+        if step in COMPUTING:
+            at_peak = flops[step] / (peak_gflops * 1e9)
+            row |= {
+                "gflop": round(flops[step] / 1e9),
+                "products_at_peak_seconds": round(at_peak, 2),
+                "adam_at_fastest_seconds": round(adam[step], 2),
+                "floor_seconds": round(startup + at_peak + adam[step], 2),
+                "share_of_peak": round(at_peak / (measured["after_seconds"] - startup), 2),
+            }
+        rows.append(row)
+    repro = next(m for m in medians if m["step"] == "dvc repro -f")
+    return {
+        "stages": rows,
+        "pipeline": {
+            "measured_dvc_repro_seconds": repro["after_seconds"],
+            "floor_seconds": round(sum(row["floor_seconds"] for row in rows), 1),
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pipeline", type=Path, required=True, help="pipeline_speed.py's JSON")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    medians = json.loads(args.pipeline.read_text())["medians"]
+    params = load_params(["model", "train", "classifier", "evaluate_likelihood"],
+                         REPO / "params.yaml")  # fmt: skip
+
+    configure_threads()
+    peak = max(matmul_peak(torch.device("cpu")) for _ in range(3))
+    table = floors(medians, stage_flops(params), peak, adam_seconds(params))
+    summary = {"machine": machine(), "torch": torch.__version__,
+               "matmul_peak_gflops": round(peak), **table}  # fmt: skip
+
+    print(f"{summary['machine']}, float32 matmul peak {summary['matmul_peak_gflops']} GFLOP/s")
+    columns = ["step", "measured_seconds", "startup_seconds", "products_at_peak_seconds",
+               "adam_at_fastest_seconds", "floor_seconds", "share_of_peak"]  # fmt: skip
+    print(" | ".join(columns))
+    for row in table["stages"]:
+        print(" | ".join(str(row.get(column, "")) for column in columns))
+    total = table["pipeline"]
+    print(f"dvc repro -f: measured {total['measured_dvc_repro_seconds']} s, "
+          f"floor {total['floor_seconds']} s")  # fmt: skip
+    if args.out:
+        args.out.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
