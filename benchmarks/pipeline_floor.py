@@ -3,9 +3,10 @@
     python benchmarks/pipeline_floor.py --pipeline benchmarks/results/cpu-2cores/pipeline.json
                                         [--out FILE]
 
-For the three stages that compute (train, classifier, evaluate_likelihood) it counts the
-floating-point operations of their matrix products from params.yaml, and measures here, in this
-process, the two things no code can go below:
+For the two stages that train a network (train, classifier) it counts the floating-point
+operations of their matrix products from params.yaml (every weight needs its forward and
+backward products, whatever the code), and measures here, in this process, the two things no
+float32 code can go below:
 
 - the CPU's float32 matrix-multiply peak (the fastest of several 4096² products), and
 - one fused Adam step of each model, its gradients in place (the optimiser streams every
@@ -14,8 +15,8 @@ process, the two things no code can go below:
 A stage's floor is then its measured start-up (from the pipeline benchmark's medians) + its
 products at the peak + its Adam steps at their fastest: what remains if everything else
 (element-wise ops, autograd, Python, the noise of a shared machine) took no time at all. The
-light stages (download, evaluate, generate, interpolate) count at their measured start-up, and
-DVC's own work at nothing, so the sum is generous: below it, no float32 code runs this pipeline.
+other stages count at their measured start-up, as if their work took no time, and DVC's own
+work at nothing, so the sum is generous: below it, no float32 code runs this pipeline.
 """
 
 from __future__ import annotations
@@ -43,24 +44,22 @@ from mnist_vae.runtime import configure_threads
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000  # MNIST's splits
-COMPUTING = ("train", "classifier", "evaluate_likelihood")
+TRAINING = ("train", "classifier")
 
 
 def stage_flops(params: Params) -> dict[str, int]:
-    """The matrix products' floating-point operations of each computing stage."""
-    model, judge, bound = params.model, params.classifier, params.evaluate_likelihood
+    """The matrix products' floating-point operations of each training stage."""
+    model, judge = params.model, params.classifier
     vae = vae_layers(model.hidden_dim, model.latent_dim)
     judge_layers = [(784, judge.hidden_dim), (judge.hidden_dim, judge.hidden_dim),
                     (judge.hidden_dim, 10)]  # fmt: skip
-    decoder = [(model.latent_dim, model.hidden_dim), (model.hidden_dim, 784)]
     # Every training epoch is followed by the test set's ELBO; the trained classifier then
-    # classifies the test set; the bound decodes every importance sample of every image.
+    # classifies the test set.
     epoch = TRAIN_IMAGES * training_flops(vae) + TEST_IMAGES * forward_flops(vae)
     judging = judge.epochs * TRAIN_IMAGES * training_flops(judge_layers)
     return {
         "train": params.train.epochs * epoch,
         "classifier": judging + TEST_IMAGES * forward_flops(judge_layers),
-        "evaluate_likelihood": sum(bound.ks) * bound.test_images * forward_flops(decoder),
     }
 
 
@@ -77,7 +76,7 @@ def fastest_adam_step(model: torch.nn.Module, repeats: int = 50) -> float:
 
 
 def adam_seconds(params: Params) -> dict[str, float]:
-    """Each computing stage's optimiser steps, each at the fastest step measured here."""
+    """Each training stage's optimiser steps, each at the fastest step measured here."""
     steps = {
         name: section.epochs * math.ceil(TRAIN_IMAGES / section.batch_size)
         for name, section in (("train", params.train), ("classifier", params.classifier))
@@ -87,13 +86,12 @@ def adam_seconds(params: Params) -> dict[str, float]:
         "train": steps["train"] * fastest_adam_step(model),
         "classifier": steps["classifier"]
         * fastest_adam_step(Classifier(params.classifier.hidden_dim)),
-        "evaluate_likelihood": 0.0,
     }
 
 
 def floors(medians: list[dict], flops: dict, peak_gflops: float, adam: dict) -> dict:
     """Per stage, from the pipeline benchmark's `medians`: the floor in seconds and, for the
-    computing stages, the share of the peak their computing part (all but start-up) reaches."""
+    training stages, the share of the peak their computing part (all but start-up) reaches."""
     rows = []
     for measured in medians:
         step = measured["step"]
@@ -102,7 +100,7 @@ def floors(medians: list[dict], flops: dict, peak_gflops: float, adam: dict) -> 
         startup = measured["after_startup_seconds"]
         row = {"step": step, "measured_seconds": measured["after_seconds"],
                "startup_seconds": startup, "floor_seconds": startup}  # fmt: skip
-        if step in COMPUTING:
+        if step in TRAINING:
             at_peak = flops[step] / (peak_gflops * 1e9)
             row |= {
                 "gflop": round(flops[step] / 1e9),
@@ -128,7 +126,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     medians = json.loads(args.pipeline.read_text())["medians"]
-    params = load_params(["model", "train", "classifier", "evaluate_likelihood"],
+    params = load_params(["model", "train", "classifier"],
                          REPO / "params.yaml")  # fmt: skip
 
     configure_threads()
