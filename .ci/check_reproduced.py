@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from mnist_vae.runtime import cpu_info
+
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / ".ci/results-machine.txt"
 
@@ -39,13 +41,9 @@ TOLERANCES = {
 
 def machine() -> str:
     """What decides which kernels run: CPU vendor and model, ISA level, torch version."""
-    vendor = model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        pairs = (line.split(":", 1) for line in cpuinfo.read_text().splitlines() if ":" in line)
-        fields = {key.strip(): value.strip() for key, value in pairs}
-        vendor = fields.get("vendor_id", vendor)
-        model = fields.get("model name", model)
+    info = cpu_info()
+    fallback = platform.processor() or platform.machine()
+    vendor, model = info.get("vendor_id", fallback), info.get("model name", fallback)
     capability = torch.backends.cpu.get_cpu_capability()
     return f"{platform.machine()} {vendor} {model} {capability} torch {torch.__version__}"
 

@@ -38,7 +38,13 @@ import torch.nn.functional as F
 from mnist_vae.loops import make_optimizer
 from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE, loss_terms
-from mnist_vae.runtime import configure_threads, describe_device, resolve_device
+from mnist_vae.runtime import (
+    configure_threads,
+    cpu_info,
+    describe_device,
+    resolve_device,
+    usable_cores,
+)
 from mnist_vae.training import train_epoch
 
 LOOPS = ("pytorch-examples", "conventional", "ours", "compiled")
@@ -191,13 +197,8 @@ def run_one(
 
 def machine() -> str:
     """The CPU by name (lscpu's model name) and the number of cores this process may use."""
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]  # fmt: skip
-        model = names[0] if names else model
-    return f"{model}, {configure_threads()} cores, {platform.machine()}"
+    model = cpu_info().get("model name") or platform.processor() or platform.machine()
+    return f"{model}, {usable_cores()} cores, {platform.machine()}"
 
 
 def main() -> None:

@@ -65,7 +65,7 @@ def _bernoulli_log_likelihoods(model: VAE, z: torch.Tensor, x: torch.Tensor) -> 
        input is positive over the whole box (its ends along each axis decide) is linear there,
        and one negative over it is zero. So l = (W₄ D W₃) u + W₄ D b₃ + b₄ + W₄ relu(W₃ u + b₃)
        over the few units K that switch inside the box, with D the linear ones: a product with
-       d + |K| inputs (2 + about 30 for the report's model) instead of 400. Only float32 rounding
+       d + |K| inputs (2 + about 25 on average for the report's model) instead of 400. Only float32 rounding
        differs from the layer-by-layer product.
     2. Per pixel, log p = x·l − softplus(l) and softplus(l) = (l + |l|)/2 − log σ(|l|), so
        log p(x|z) = (x − ½)·l − ½ Σ|l| + Σ log σ(|l|). The logits then take three passes: |l| in
