@@ -94,3 +94,17 @@ def test_the_floor_adds_start_up_products_at_peak_and_adam(monkeypatch):
     assert bound == {"step": "evaluate_likelihood", "measured_seconds": 8.0,
                      "startup_seconds": 1.5, "floor_seconds": 1.5}  # fmt: skip
     assert table["pipeline"] == {"measured_dvc_repro_seconds": 25.0, "floor_seconds": 14.7}
+
+
+def test_kernel_settings_hash_the_trained_weights_reproducibly(synthetic_root):
+    def train(setting):
+        command = [sys.executable, str(REPO_ROOT / "benchmarks" / "kernel_settings.py"),
+                   "--only", setting, "--epochs", "1", "--data", str(synthetic_root)]  # fmt: skip
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        return json.loads(output.strip().splitlines()[-1])
+
+    first, again, one_thread = train("default"), train("default"), train("1 thread instead of 2")
+    # Same params and seed, same bytes: the hash is of the weights, not of the run.
+    assert first["weights_sha256"] == again["weights_sha256"]
+    assert first["test_loss"] == again["test_loss"] and 0 < first["test_loss"] < 784 * 10
+    assert one_thread["threads"] == 1
