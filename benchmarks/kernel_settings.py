@@ -93,8 +93,8 @@ def main() -> None:
             row["weights_sha256"] == rows[0]["weights_sha256"] if rows else True
         )
         rows.append(row)
-        print(f"{name}: test loss {row['test_loss']}, {row['fit_seconds']} s, "
-              f"{'same bits' if row['same_bits_as_default'] else 'different bits'}", flush=True)  # fmt: skip
+        bits = "same bits" if row["same_bits_as_default"] else "different bits"
+        print(f"{name}: test loss {row['test_loss']}, {row['fit_seconds']} s, {bits}", flush=True)
     if args.out:
         summary = {"machine": machine(), "torch": torch.__version__, "epochs": args.epochs,
                    "rows": rows}  # fmt: skip

@@ -134,9 +134,8 @@ def main() -> None:
         return round(statistics.median(r[key] for r in runs[side][name]), 2)
 
     table = []
-    print(
-        f"{machine()}: medians of {args.rounds} rounds, {revisions['before']} → {revisions['after']}"
-    )
+    compared = f"{revisions['before']} → {revisions['after']}"
+    print(f"{machine()}: medians of {args.rounds} rounds, {compared}")
     print("step | before s | after s | before start-up s | after start-up s | after peak RSS MB")
     # (dvc repro -f has no start-up of its own: its row has the two times and the RSS)
     for name in runs["after"]:

@@ -60,19 +60,19 @@ def _bernoulli_log_likelihoods(model: VAE, z: torch.Tensor, x: torch.Tensor) -> 
 
     The same sum as the decoder's 784 logits l give pixel by pixel, from two identities:
 
-    1. The decoder is piecewise linear in its input u (sigmoid(z), or z): l = W₄ h + b₄ with
-       h = relu(W₃ u + b₃). One image's samples lie in a small box of u; a hidden unit whose
-       input is positive over the whole box (its ends along each axis decide) is linear there,
-       and one negative over it is zero. So l = (W₄ D W₃) u + W₄ D b₃ + b₄ + W₄ relu(W₃ u + b₃)
-       over the few units K that switch inside the box, with D the linear ones: a product with
-       d + |K| inputs (2 + about 25 on average for the report's model) instead of 400. Only float32 rounding
-       differs from the layer-by-layer product.
+    1. The decoder is piecewise linear in its input u = `model.decoder_input(z)`:
+       l = W₄ h + b₄ with h = relu(W₃ u + b₃). One image's samples lie in a small box of u; a
+       hidden unit whose input is positive over the whole box (its ends along each axis decide)
+       is linear there, and one negative over it is zero. So l = (W₄ D W₃) u + W₄ D b₃ + b₄ +
+       W₄ relu(W₃ u + b₃) over the few units K that switch inside the box, with D the linear
+       ones: a product with d + |K| inputs (2 + about 25 on average for the report's model)
+       instead of 400. Only float32 rounding differs from the layer-by-layer product.
     2. Per pixel, log p = x·l − softplus(l) and softplus(l) = (l + |l|)/2 − log σ(|l|), so
        log p(x|z) = (x − ½)·l − ½ Σ|l| + Σ log σ(|l|). The logits then take three passes: |l| in
        place, its sum, and σ(|l|) ∈ [0.5, 1] in place, whose logarithm is taken of products of 49
        values (each ≥ 2⁻⁴⁹, far from float32's limits): 16 logarithms per image, not 784.
     """
-    u = torch.sigmoid(z) if model.sigmoid_latent else z
+    u = model.decoder_input(z)
     w3, b3, w4, b4 = model.fc3.weight, model.fc3.bias, model.fc4.weight, model.fc4.bias
     low, high = torch.aminmax(u, dim=0)  # each image's box, (B, d)
     ends = torch.stack([low.unsqueeze(1) * w3, high.unsqueeze(1) * w3])  # (2, B, hidden, d)

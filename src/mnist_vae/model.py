@@ -45,12 +45,13 @@ class VAE(nn.Module):
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
-    def decoder_hidden(self, z: torch.Tensor) -> torch.Tensor:
+    def decoder_input(self, z: torch.Tensor) -> torch.Tensor:
         # The report squashes z through a sigmoid before decoding; `sigmoid_latent: false`
         # gives the standard VAE decoder.
-        if self.sigmoid_latent:
-            z = torch.sigmoid(z)
-        return F.relu(self.fc3(z))
+        return torch.sigmoid(z) if self.sigmoid_latent else z
+
+    def decoder_hidden(self, z: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.fc3(self.decoder_input(z)))
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.fc4(self.decoder_hidden(z))
