@@ -81,9 +81,8 @@ def adam_seconds(params: Params) -> dict[str, float]:
         name: section.epochs * math.ceil(TRAIN_IMAGES / section.batch_size)
         for name, section in (("train", params.train), ("classifier", params.classifier))
     }
-    model = VAE(params.model.hidden_dim, params.model.latent_dim)
     return {
-        "train": steps["train"] * fastest_adam_step(model),
+        "train": steps["train"] * fastest_adam_step(VAE(**params.model.model_dump())),
         "classifier": steps["classifier"]
         * fastest_adam_step(Classifier(params.classifier.hidden_dim)),
     }

@@ -14,10 +14,11 @@ from mnist_vae.checkpoints import load_model
 from mnist_vae.classifier import Classifier, classify
 from mnist_vae.cli import run_stage
 from mnist_vae.confusions import (
-    REPORT_PAIRS,
+    REPORT_PAIRS_BOTH_WAYS,
     confusion_counts,
     misread_share,
     misread_share_by_class,
+    pair_name,
     read_as_shares,
     top_confusions,
 )
@@ -50,9 +51,9 @@ def main() -> None:
     # Headline numbers only; the per-class shares are a plot (metrics/misread_by_class.csv).
     metrics = {"misread_share": round(misread_share(counts), 4)}
     if dataset.name == "MNIST":  # the report's digit pairs mean nothing for other data
-        for true, read_as in REPORT_PAIRS:
+        for true, read_as in REPORT_PAIRS_BOTH_WAYS:
             share = shares[true, read_as]
-            metrics[f"{true}->{read_as}"] = None if np.isnan(share) else round(float(share), 4)
+            metrics[pair_name(true, read_as)] = None if np.isnan(share) else round(float(share), 4)
     write_json("metrics/eval.json", metrics)
     for true, read_as, share in top_confusions(counts):
         log.info(

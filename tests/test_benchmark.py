@@ -39,28 +39,24 @@ def test_benchmark_times_both_loops_on_the_same_data(synthetic_root, tmp_path):
     assert f"{summary['speedup_median']}x by median epoch" in printed
 
 
-def test_the_epoch_flop_count_is_the_products_of_the_layers():
-    import importlib.util
+def _benchmark_module(monkeypatch, name):
+    import importlib
 
-    spec = importlib.util.spec_from_file_location("bench", REPO_ROOT / "benchmarks/train_speed.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))  # they import each other
+    return importlib.import_module(name)
+
+
+def test_the_epoch_flop_count_is_the_products_of_the_layers(monkeypatch):
+    bench = _benchmark_module(monkeypatch, "train_speed")
     # One image: forward 2·(784·400 + 2·400·20 + 20·400 + 400·784) = 1,302,400; backward twice
     # that, less the first layer's input gradient 2·784·400 = 627,200.
     assert bench.epoch_flops(1) == 3 * 1_302_400 - 627_200
 
 
-def _floor_module(monkeypatch):
-    import importlib
-
-    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))  # it imports train_speed
-    return importlib.import_module("pipeline_floor")
-
-
 def test_the_floor_counts_each_stages_products_from_params(monkeypatch):
     from mnist_vae.params import load_params
 
-    floor = _floor_module(monkeypatch)
+    floor = _benchmark_module(monkeypatch, "pipeline_floor")
     params = load_params(["model", "train", "classifier"],
                          REPO_ROOT / "params.yaml")  # fmt: skip
     flops = floor.stage_flops(params)
@@ -73,7 +69,7 @@ def test_the_floor_counts_each_stages_products_from_params(monkeypatch):
 
 
 def test_the_floor_adds_start_up_products_at_peak_and_adam(monkeypatch):
-    floor = _floor_module(monkeypatch)
+    floor = _benchmark_module(monkeypatch, "pipeline_floor")
     medians = [
         {"step": "download", "after_seconds": 0.3, "after_startup_seconds": 0.2},
         {"step": "train", "after_seconds": 12.0, "after_startup_seconds": 2.0},

@@ -81,6 +81,7 @@ def _bernoulli_log_likelihoods(model: VAE, z: torch.Tensor, x: torch.Tensor) -> 
     # W₄ D [W₃ | b₃] for every image of the batch in one product: (784, B, d + 1).
     masked = torch.cat([w3, b3.unsqueeze(1)], dim=1) * linear.unsqueeze(-1)
     collapsed = (w4 @ masked.transpose(0, 1).reshape(len(w3), -1)).view(len(w4), len(x), -1)
+    centred = x - 0.5
     columns = []
     for image in range(len(x)):
         units = kinked[image].nonzero().squeeze(1)
@@ -90,8 +91,7 @@ def _bernoulli_log_likelihoods(model: VAE, z: torch.Tensor, x: torch.Tensor) -> 
         hidden = torch.addmm(b3.index_select(0, units), inputs, w3.index_select(0, units).t())
         inputs = torch.cat([inputs, hidden.clamp_(min=0)], dim=1)  # (S, d + |K|)
         abs_logits = torch.addmm(bias, inputs, weight.t()).abs_()  # (S, 784)
-        centred = x[image] - 0.5
-        centred_dot_logits = inputs @ (centred @ weight) + bias @ centred
+        centred_dot_logits = inputs @ (centred[image] @ weight) + bias @ centred[image]
         abs_sum = abs_logits.sum(dim=-1)
         groups = abs_logits.sigmoid_().view(len(abs_logits), -1, 49)
         log_sigmoid_sum = groups.prod(dim=-1).log_().sum(dim=-1)

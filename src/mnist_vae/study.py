@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mnist_vae.compare import show
+from mnist_vae.confusions import REPORT_PAIRS, REPORT_PAIRS_BOTH_WAYS, pair_name
 from mnist_vae.figures import CLASS_COLOURS, save_loss_chart
 
 # model.sigmoid_latent of each architecture, and how the tables name it.
@@ -33,7 +34,8 @@ ARCHITECTURES = {"sigmoid_on_z": True, "standard": False}
 LABELS = {"sigmoid_on_z": "report (sigmoid on z)", "standard": "standard VAE"}
 EPOCHS = (10, 100)
 SEEDS = (1, 2, 3, 4, 5)
-PAIRS = ("3->8", "5->8", "4->9", "8->3", "8->5", "9->4")  # the report's pairs, both ways
+# eval.json's names of the report's pairs, as the report names them first, then reversed.
+PAIRS = tuple(pair_name(*pair) for pair in REPORT_PAIRS_BOTH_WAYS)
 METRICS = ("test_loss", "misread_share", *PAIRS, "iwae")  # runs.csv's measured columns
 OUT = Path("docs/study")
 
@@ -175,7 +177,7 @@ def markdown(summary: pd.DataFrame, cost: pd.DataFrame) -> str:
     k = summary["iwae_k"].iloc[0]
     header = [
         "architecture", "epochs", "seeds", "test loss (nats)", f"gain {short} → {long} epochs",
-        "read as another digit", *(pair.replace("->", " → ") for pair in PAIRS[:3]),
+        "read as another digit", *(f"{true} → {read_as}" for true, read_as in REPORT_PAIRS),
         f"IWAE bound, k = {k}",
     ]  # fmt: skip
     lines = [
@@ -199,7 +201,7 @@ def markdown(summary: pd.DataFrame, cost: pd.DataFrame) -> str:
                     _pm(row["misread_share_mean"], row["misread_share_std"], 1, percent=True),
                     *(
                         _pm(row[f"{pair}_mean"], row[f"{pair}_std"], 1, percent=True)
-                        for pair in PAIRS[:3]
+                        for pair in PAIRS[: len(REPORT_PAIRS)]
                     ),
                     _pm(row["iwae_mean"], row["iwae_std"], 2),
                 ]
