@@ -4,8 +4,12 @@
                                      [--compile default|reduce-overhead|...]
 
 Every loop trains pytorch/examples' model (784-400-20, no sigmoid on z) from the same initial
-weights, batch 128, in its own subprocess (so peak RSS is its own), one warm-up epoch, then
-`--epochs` timed epochs. It prints a table and writes it as JSON (`--out`).
+weights, batch 128, in its own worker process (so peak RSS is its own), after one warm-up
+epoch. The loops' timed epochs alternate: each of `--epochs` rounds measures the float32
+matrix-multiply peak, then one epoch of every loop, starting with a different loop each round.
+Speed-ups are the median of the rounds' ratios, so a drift in the machine's speed, which is
+large on shared machines, moves both sides of each ratio. It prints a table and writes it,
+with every round, as JSON (`--out`).
 
 (a) pytorch-examples: the loop of pytorch/examples' vae/main.py with its own choices:
     torchvision.datasets.MNIST with transforms.ToTensor() in a shuffled DataLoader, default
@@ -16,8 +20,7 @@ weights, batch 128, in its own subprocess (so peak RSS is its own), one warm-up 
 (d) with --compile MODE, also (c) on torch.compile(model, mode=MODE): "reduce-overhead" is the
     mode that replays CUDA graphs. Compiling is counted in its warm-up epoch, not in the timings.
 
-It also measures the CPU's float32 matrix-multiply peak (a large square product) and reports
-which share of it each loop reaches, counting the epoch's multiply-adds.
+The share of the peak each loop reaches counts the epoch's multiply-adds (`epoch_flops`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -122,16 +126,11 @@ def matmul_peak(device: torch.device, size: int = 4096, repeats: int = 5) -> flo
     return 2 * size**3 / best / 1e9
 
 
-def run_one(
-    loop: str,
-    device_spec: str,
-    epochs: int,
-    batch_size: int,
-    data_root: str,
-    compile_mode: str | None = None,
-) -> dict:
-    device = resolve_device(device_spec)
-    threads = configure_threads()
+def build_loop(
+    loop: str, device: torch.device, batch_size: int, data_root: str, compile_mode: str | None
+) -> tuple[int, Callable[[], float]]:
+    """The number of training images and a function that trains one epoch of `loop` on a
+    fresh model (MODEL, seeded) and returns its mean loss per image."""
     torch.manual_seed(SEED)
     model = VAE(**MODEL).to(device)
     if loop == "pytorch-examples":
@@ -146,53 +145,132 @@ def run_one(
         dataset = datasets.MNIST(
             data_root, train=True, download=False, transform=transforms.ToTensor()
         )
-        images = len(dataset)
         extra = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, **extra)
-
         run_epoch = examples_epoch if loop == "pytorch-examples" else conventional_epoch
+        return len(dataset), lambda: run_epoch(model, optimizer, loader, device)
 
-        def epoch() -> float:
-            return run_epoch(model, optimizer, loader, device)
+    x = load_split(data_root, "train").flat_float(device)
+    generator = torch.Generator().manual_seed(SEED)
+    trained = torch.compile(model, mode=compile_mode) if loop == "compiled" else model
+    return len(x), lambda: train_epoch(trained, optimizer, x, batch_size, generator).loss
 
-    else:
-        x = load_split(data_root, "train").flat_float(device)
-        images = len(x)
-        generator = torch.Generator().manual_seed(SEED)
 
-        trained = torch.compile(model, mode=compile_mode) if loop == "compiled" else model
+def timed(device: torch.device, work: Callable[[], object]) -> tuple[float, object]:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    result = work()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - started, result
 
-        def epoch() -> float:
-            return train_epoch(trained, optimizer, x, batch_size, generator).loss
 
-    def timed() -> tuple[float, float]:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        started = time.perf_counter()
-        loss = epoch()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - started, loss
+def serve(loop: str, args: argparse.Namespace) -> None:
+    """A worker: set up `loop`, train its warm-up epoch, then one timed epoch (or, for "peak",
+    one peak measurement) per line read from stdin, each answered with one JSON line; on end of
+    input, its summary. One process per loop, so each peak RSS is its own."""
+    device = resolve_device(args.device)
+    threads = configure_threads()
 
-    warmup_seconds, first_epoch_loss = timed()  # also the loss after one epoch, for agreement
-    seconds = [timed()[0] for _ in range(epochs)]
-    median = statistics.median(seconds)
-    return {
-        "loop": f"ours, torch.compile mode={compile_mode}" if loop == "compiled" else loop,
-        "device": describe_device(device),
-        "cpu_threads": threads,
-        "batch_size": batch_size,
-        "warmup_seconds": round(warmup_seconds, 3),
-        "seconds_per_epoch_min": round(min(seconds), 3),
-        "seconds_per_epoch_median": round(median, 3),
-        "images_per_second": round(images / median),
-        "gflops_per_second": round(epoch_flops(images) / median / 1e9, 1),
-        "loss_after_first_epoch": round(first_epoch_loss, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "peak_cuda_mb": round(torch.cuda.max_memory_allocated(device) / 2**20)
-        if device.type == "cuda"
-        else None,
-    }
+    def answer(message: dict) -> None:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+    if loop == "peak":
+        answer({"ready": True})
+        for _ in sys.stdin:
+            answer({"gflops": round(matmul_peak(device), 1)})
+        return
+
+    images, epoch = build_loop(loop, device, args.batch_size, args.data, args.compile)
+    # The warm-up epoch also gives the loss after one epoch, to check the loops agree. A
+    # compiled loop compiles here, so compiling is not counted in its timings.
+    warmup_seconds, first_epoch_loss = timed(device, epoch)
+    answer({"ready": True})
+    for _ in sys.stdin:
+        answer({"seconds": timed(device, epoch)[0]})
+    answer(
+        {
+            "loop": f"ours, torch.compile mode={args.compile}" if loop == "compiled" else loop,
+            "device": describe_device(device),
+            "cpu_threads": threads,
+            "batch_size": args.batch_size,
+            "images": images,
+            "warmup_seconds": round(warmup_seconds, 3),
+            "loss_after_first_epoch": round(first_epoch_loss, 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "peak_cuda_mb": round(torch.cuda.max_memory_allocated(device) / 2**20)
+            if device.type == "cuda"
+            else None,
+        }
+    )
+
+
+class Worker:
+    """One `serve` process, driven a line at a time."""
+
+    def __init__(self, loop: str, args: argparse.Namespace):
+        command = [sys.executable, __file__, "--serve", loop, "--device", args.device,
+                   "--batch-size", str(args.batch_size), "--data", args.data]  # fmt: skip
+        if args.compile:
+            command += ["--compile", args.compile]
+        self.loop = loop
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)  # fmt: skip
+        self.read()  # {"ready": true}: set up and warmed up
+
+    def read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.loop} worker exited with {self.process.wait()}")
+        return json.loads(line)
+
+    def ask(self) -> dict:
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        return self.read()
+
+    def finish(self) -> dict:
+        self.process.stdin.close()
+        summary = self.read() if self.loop != "peak" else {}
+        self.process.wait()
+        return summary
+
+
+def measure(args: argparse.Namespace, loops: list[str]) -> tuple[list[dict], dict[str, dict]]:
+    """Round by round, one peak measurement and one epoch of every loop, the order turning
+    each round, so that every loop's epochs meet the same moments of a machine whose speed
+    drifts. Returns the rounds and each loop's row."""
+    workers, rounds = [], []
+    try:
+        for loop in ["peak", *loops]:
+            workers.append(Worker(loop, args))
+        for number in range(args.epochs):
+            turn = number % len(loops)
+            order = [workers[0], *workers[1 + turn :], *workers[1 : 1 + turn]]
+            answers = {worker.loop: worker.ask() for worker in order}
+            rounds.append(
+                {
+                    "matmul_peak_gflops": answers.pop("peak")["gflops"],
+                    "order": list(answers),
+                    "seconds": {loop: round(a["seconds"], 3) for loop, a in answers.items()},
+                }
+            )
+        rows = {worker.loop: worker.finish() for worker in workers[1:]}
+        workers[0].finish()
+    finally:
+        for worker in workers:
+            worker.process.kill()
+    for loop, row in rows.items():
+        seconds = [each["seconds"][loop] for each in rounds]
+        median = statistics.median(seconds)
+        images = row.pop("images")
+        row["seconds_per_epoch_min"] = min(seconds)
+        row["seconds_per_epoch_median"] = median
+        row["images_per_second"] = round(images / median)
+        row["gflops_per_second"] = round(epoch_flops(images) / median / 1e9, 1)
+    return rounds, rows
 
 
 def machine() -> str:
@@ -201,76 +279,74 @@ def machine() -> str:
     return f"{model}, {usable_cores()} cores, {platform.machine()}"
 
 
+def summarise(rounds: list[dict], rows: dict[str, dict]) -> dict:
+    """Speed-ups as the median of each round's ratio: the two epochs of a ratio ran seconds
+    apart, so a drift in the machine's speed moves both."""
+
+    def paired(baseline: str, loop: str = "ours") -> float:
+        return round(
+            statistics.median(r["seconds"][baseline] / r["seconds"][loop] for r in rounds), 2
+        )
+
+    peak = statistics.median(r["matmul_peak_gflops"] for r in rounds)
+    for row in rows.values():
+        row["share_of_matmul_peak"] = round(row["gflops_per_second"] / peak, 3)
+    examples, ours = rows["pytorch-examples"], rows["ours"]
+    summary = {
+        "machine": machine(),
+        "torch": torch.__version__,
+        "matmul_peak_gflops": peak,
+        "rows": list(rows.values()),
+        "rounds": rounds,
+        "speedup_median": paired("pytorch-examples"),
+        # On a shared machine a neighbour only ever adds time, so the fastest epochs are the
+        # other steady comparison.
+        "speedup_min": round(examples["seconds_per_epoch_min"] / ours["seconds_per_epoch_min"], 2),
+        "speedup_over_conventional_median": paired("conventional"),
+        "first_epoch_loss_difference": round(
+            ours["loss_after_first_epoch"] - examples["loss_after_first_epoch"], 3
+        ),
+    }
+    if "compiled" in rows:
+        summary["compiled_over_eager_median"] = paired("ours", "compiled")
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs after one warm-up")
+    parser.add_argument("--epochs", type=int, default=3,
+                        help="timed epochs of each loop (rounds), after one warm-up")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--data", default="data", help="folder holding MNIST/raw (DVC's layout)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     parser.add_argument(
         "--compile", metavar="MODE", help="also time our loop under torch.compile(mode=MODE)"
     )
-    parser.add_argument("--only", choices=(*LOOPS, "peak"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=(*LOOPS, "peak"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    if args.only == "peak":
-        configure_threads()
-        print(json.dumps({"matmul_peak_gflops": round(matmul_peak(resolve_device(args.device)))}))
-        return
-    if args.only:
-        row = run_one(args.only, args.device, args.epochs, args.batch_size, args.data, args.compile)
-        print(json.dumps(row))
+    if args.serve:
+        serve(args.serve, args)
         return
 
-    rows = []
-    for loop in ["peak", *(LOOPS if args.compile else LOOPS[:3])]:
-        command = [sys.executable, __file__, "--only", loop, "--device", args.device,
-                   "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-                   "--data", args.data]  # fmt: skip
-        if args.compile:
-            command += ["--compile", args.compile]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(output.strip().splitlines()[-1]))
-    peak = rows.pop(0)["matmul_peak_gflops"]
-    examples, conventional, ours = rows[:3]
-    for row in rows:
-        row["share_of_matmul_peak"] = round(row["gflops_per_second"] / peak, 3)
+    loops = list(LOOPS if args.compile else LOOPS[:3])
+    rounds, rows = measure(args, loops)
+    summary = summarise(rounds, rows)
 
-    def speedup(baseline: dict, key: str) -> float:
-        return round(baseline[key] / ours[key], 2)
-
-    summary = {
-        "machine": machine(),
-        "torch": torch.__version__,
-        "matmul_peak_gflops": peak,
-        "rows": rows,
-        # On a shared machine a neighbour only ever adds time, so the fastest epochs are the
-        # steadier comparison; both are reported.
-        "speedup_median": speedup(examples, "seconds_per_epoch_median"),
-        "speedup_min": speedup(examples, "seconds_per_epoch_min"),
-        "speedup_over_conventional_median": speedup(conventional, "seconds_per_epoch_median"),
-        "first_epoch_loss_difference": round(
-            ours["loss_after_first_epoch"] - examples["loss_after_first_epoch"], 3
-        ),
-    }
     columns = ["loop", "device", "cpu_threads", "seconds_per_epoch_min", "seconds_per_epoch_median",
                "images_per_second", "share_of_matmul_peak", "peak_rss_mb", "peak_cuda_mb",
                "loss_after_first_epoch"]  # fmt: skip
-    print(f"{summary['machine']}; float32 matmul peak {peak} GFLOP/s")
+    print(f"{summary['machine']}; float32 matmul peak {summary['matmul_peak_gflops']} GFLOP/s "
+          f"(median over {len(rounds)} rounds)")  # fmt: skip
     print(" | ".join(columns))
-    for row in rows:
+    for row in summary["rows"]:
         print(" | ".join(str(row[c]) for c in columns))
     print(
-        f"speed-up, pytorch-examples / ours: {summary['speedup_median']}x by median epoch, "
-        f"{summary['speedup_min']}x by fastest epoch; conventional / ours: "
-        f"{summary['speedup_over_conventional_median']}x by median epoch"
+        f"speed-up, pytorch-examples / ours: {summary['speedup_median']}x by median of the "
+        f"rounds' ratios, {summary['speedup_min']}x by fastest epoch; conventional / ours: "
+        f"{summary['speedup_over_conventional_median']}x"
     )
     if args.compile:
-        compiled = rows[3]
-        summary["compiled_over_eager_median"] = round(
-            ours["seconds_per_epoch_median"] / compiled["seconds_per_epoch_median"], 2
-        )
         print(
             f"torch.compile speed-up over our eager loop: {summary['compiled_over_eager_median']}x"
         )
