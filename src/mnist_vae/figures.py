@@ -9,17 +9,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")  # stages run headless, in CI and under DVC
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import torch
 
 from mnist_vae.atomic import atomic_path
 from mnist_vae.idx import DIGITS
+
+if TYPE_CHECKING:  # only the loss table's type: the stages that draw no curves skip pandas
+    import pandas as pd
 
 DPI = 100
 DIGIT_SCALE = 2  # screen pixels per MNIST pixel
