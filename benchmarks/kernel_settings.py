@@ -12,7 +12,6 @@ docs/reproducibility.md reads the table.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -38,6 +37,8 @@ SETTINGS = {
 
 def train_once(epochs: int, threads: int | None, root: Path) -> dict:
     """The `train` stage's training, shortened to `epochs`, in this process."""
+    from train_speed import weights_sha256  # this folder, as `python benchmarks/...` runs it
+
     from mnist_vae.mnist import likelihood_targets, load_split
     from mnist_vae.model import VAE
     from mnist_vae.params import load_params
@@ -57,12 +58,8 @@ def train_once(epochs: int, threads: int | None, root: Path) -> dict:
     rows = fit(model, train_x, test_x, epochs=epochs, batch_size=settings.batch_size,
                lr=settings.lr, seed=settings.seed, binarize=data.binarize)  # fmt: skip
     seconds = time.perf_counter() - started
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.numpy().tobytes())
     return {
-        "weights_sha256": digest.hexdigest(),
+        "weights_sha256": weights_sha256(model),
         "test_loss": round(rows[-1]["test_loss"], 4),
         "fit_seconds": round(seconds, 1),
         "threads": torch.get_num_threads(),

@@ -1,7 +1,7 @@
 """Time our training loop against pytorch/examples' VAE loop as users run it, same model.
 
     python benchmarks/train_speed.py [--device auto|cpu|cuda] [--epochs 3] [--batch-size 128]
-                                     [--compile default|reduce-overhead|...]
+                                     [--compile default|reduce-overhead|...] [--flush-denormals]
 
 Every loop trains pytorch/examples' model (784-400-20, no sigmoid on z) from the same initial
 weights, batch 128, in its own worker process (so peak RSS is its own), after one warm-up
@@ -18,7 +18,9 @@ with every round, as JSON (`--out`).
 (b) conventional: the same data path, but our loss and our fused Adam;
 (c) ours: mnist_vae.training.train_epoch, the loop the `train` stage runs;
 (d) with --compile MODE, also (c) on torch.compile(model, mode=MODE): "reduce-overhead" is the
-    mode that replays CUDA graphs. Compiling is counted in its warm-up epoch, not in the timings.
+    mode that replays CUDA graphs. Compiling is counted in its warm-up epoch, not in the timings;
+(e) with --flush-denormals, also (c) with torch.set_flush_denormal(True): tiny floats read as
+    zero. Its weights after the last epoch are compared with (c)'s, bit for bit.
 
 The share of the peak each loop reaches counts the epoch's multiply-adds (`epoch_flops`).
 """
@@ -26,6 +28,7 @@ The share of the peak each loop reaches counts the epoch's multiply-adds (`epoch
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import resource
@@ -51,7 +54,7 @@ from mnist_vae.runtime import (
 )
 from mnist_vae.training import train_epoch
 
-LOOPS = ("pytorch-examples", "conventional", "ours", "compiled")
+LOOPS = ("pytorch-examples", "conventional", "ours", "compiled", "flushed")
 SEED = 1
 # pytorch/examples' VAE: 784-400-20, a standard VAE (no sigmoid on z).
 MODEL = {"hidden_dim": 400, "latent_dim": 20, "sigmoid_latent": False}
@@ -128,9 +131,11 @@ def matmul_peak(device: torch.device, size: int = 4096, repeats: int = 5) -> flo
 
 def build_loop(
     loop: str, device: torch.device, batch_size: int, data_root: str, compile_mode: str | None
-) -> tuple[int, Callable[[], float]]:
-    """The number of training images and a function that trains one epoch of `loop` on a
-    fresh model (MODEL, seeded) and returns its mean loss per image."""
+) -> tuple[int, torch.nn.Module, Callable[[], float]]:
+    """The number of training images, a fresh model (MODEL, seeded) and a function that trains
+    it one epoch of `loop` and returns the mean loss per image."""
+    if loop == "flushed":
+        torch.set_flush_denormal(True)  # for this worker process, before anything is computed
     torch.manual_seed(SEED)
     model = VAE(**MODEL).to(device)
     if loop == "pytorch-examples":
@@ -148,12 +153,21 @@ def build_loop(
         extra = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, **extra)
         run_epoch = examples_epoch if loop == "pytorch-examples" else conventional_epoch
-        return len(dataset), lambda: run_epoch(model, optimizer, loader, device)
+        return len(dataset), model, lambda: run_epoch(model, optimizer, loader, device)
 
     x = load_split(data_root, "train").flat_float(device)
     generator = torch.Generator().manual_seed(SEED)
     trained = torch.compile(model, mode=compile_mode) if loop == "compiled" else model
-    return len(x), lambda: train_epoch(trained, optimizer, x, batch_size, generator).loss
+    return len(x), model, lambda: train_epoch(trained, optimizer, x, batch_size, generator).loss
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """A hash of the weights' names and bytes: equal hashes, the same trained model bit for bit."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def timed(device: torch.device, work: Callable[[], object]) -> tuple[float, object]:
@@ -183,7 +197,9 @@ def serve(loop: str, args: argparse.Namespace) -> None:
             answer({"gflops": round(matmul_peak(device), 1)})
         return
 
-    images, epoch = build_loop(loop, device, args.batch_size, args.data, args.compile)
+    names = {"compiled": f"ours, torch.compile mode={args.compile}",
+             "flushed": "ours, denormals flushed"}  # fmt: skip
+    images, model, epoch = build_loop(loop, device, args.batch_size, args.data, args.compile)
     # The warm-up epoch also gives the loss after one epoch, to check the loops agree. A
     # compiled loop compiles here, so compiling is not counted in its timings.
     warmup_seconds, first_epoch_loss = timed(device, epoch)
@@ -192,13 +208,14 @@ def serve(loop: str, args: argparse.Namespace) -> None:
         answer({"seconds": timed(device, epoch)[0]})
     answer(
         {
-            "loop": f"ours, torch.compile mode={args.compile}" if loop == "compiled" else loop,
+            "loop": names.get(loop, loop),
             "device": describe_device(device),
             "cpu_threads": threads,
             "batch_size": args.batch_size,
             "images": images,
             "warmup_seconds": round(warmup_seconds, 3),
             "loss_after_first_epoch": round(first_epoch_loss, 3),
+            "weights_sha256": weights_sha256(model),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "peak_cuda_mb": round(torch.cuda.max_memory_allocated(device) / 2**20)
             if device.type == "cuda"
@@ -309,6 +326,11 @@ def summarise(rounds: list[dict], rows: dict[str, dict]) -> dict:
     }
     if "compiled" in rows:
         summary["compiled_over_eager_median"] = paired("ours", "compiled")
+    if "flushed" in rows:
+        summary["flushed_over_eager_median"] = paired("ours", "flushed")
+        summary["flushed_same_weights"] = (
+            rows["flushed"]["weights_sha256"] == rows["ours"]["weights_sha256"]
+        )
     return summary
 
 
@@ -323,13 +345,19 @@ def main() -> None:
     parser.add_argument(
         "--compile", metavar="MODE", help="also time our loop under torch.compile(mode=MODE)"
     )
+    parser.add_argument(
+        "--flush-denormals",
+        action="store_true",
+        help="also time our loop with denormal floats flushed to zero, and compare its weights",
+    )
     parser.add_argument("--serve", choices=(*LOOPS, "peak"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args)
         return
 
-    loops = list(LOOPS if args.compile else LOOPS[:3])
+    loops = [*LOOPS[:3], *(["compiled"] if args.compile else []),
+             *(["flushed"] if args.flush_denormals else [])]  # fmt: skip
     rounds, rows = measure(args, loops)
     summary = summarise(rounds, rows)
 
@@ -349,6 +377,12 @@ def main() -> None:
     if args.compile:
         print(
             f"torch.compile speed-up over our eager loop: {summary['compiled_over_eager_median']}x"
+        )
+    if args.flush_denormals:
+        same = "the same" if summary["flushed_same_weights"] else "different"
+        print(
+            f"flushing denormals: {summary['flushed_over_eager_median']}x our loop's speed, "
+            f"{same} weights"
         )
     print(
         f"loss after one epoch, ours minus pytorch-examples: {summary['first_epoch_loss_difference']}"

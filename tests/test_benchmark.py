@@ -11,22 +11,22 @@ from conftest import REPO_ROOT
 def test_benchmark_times_the_loops_in_alternating_rounds(synthetic_root, tmp_path):
     out = tmp_path / "speed.json"
     command = [sys.executable, str(REPO_ROOT / "benchmarks" / "train_speed.py"),
-               "--device", "cpu", "--epochs", "3", "--batch-size", "64",
+               "--device", "cpu", "--epochs", "3", "--batch-size", "64", "--flush-denormals",
                "--data", str(synthetic_root), "--out", str(out)]  # fmt: skip
     printed = subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
     summary = json.loads(out.read_text())
-    loops = ["pytorch-examples", "conventional", "ours"]
-    assert [row["loop"] for row in summary["rows"]] == loops
+    loops = ["pytorch-examples", "conventional", "ours", "flushed"]
+    assert [row["loop"] for row in summary["rows"]] == [*loops[:3], "ours, denormals flushed"]
     rounds = summary["rounds"]
     assert len(rounds) == 3 and all(sorted(r["seconds"]) == sorted(loops) for r in rounds)
     # Each round starts with another loop, so no loop always runs first or last.
     assert [r["order"] for r in rounds] == [loops, loops[1:] + loops[:1], loops[2:] + loops[:2]]
     peaks = sorted(r["matmul_peak_gflops"] for r in rounds)
     assert summary["matmul_peak_gflops"] == peaks[1] > 0
-    for row in summary["rows"]:
+    for loop, row in zip(loops, summary["rows"], strict=True):
         assert row["device"] == "cpu" and row["batch_size"] == 64 and row["cpu_threads"] >= 1
-        seconds = sorted(r["seconds"][row["loop"]] for r in rounds)
+        seconds = sorted(r["seconds"][loop] for r in rounds)
         assert row["seconds_per_epoch_min"] == seconds[0] > 0
         assert row["seconds_per_epoch_median"] == seconds[1]
         # 512 synthetic training images, not MNIST's 60,000.
@@ -38,9 +38,15 @@ def test_benchmark_times_the_loops_in_alternating_rounds(synthetic_root, tmp_pat
     # Speed-ups pair the epochs of one round: the median of the rounds' ratios.
     ratios = sorted(r["seconds"]["pytorch-examples"] / r["seconds"]["ours"] for r in rounds)
     assert summary["speedup_median"] == round(ratios[1], 2)
-    examples, _, ours = summary["rows"]
+    examples, _, ours, flushed = summary["rows"]
     fastest = examples["seconds_per_epoch_min"] / ours["seconds_per_epoch_min"]
     assert summary["speedup_min"] == round(fastest, 2)
+    flushing = sorted(r["seconds"]["ours"] / r["seconds"]["flushed"] for r in rounds)
+    assert summary["flushed_over_eager_median"] == round(flushing[1], 2)
+    # Whether flushing moved the trained bits: the two loops' final weights, hashed.
+    assert len(ours["weights_sha256"]) == 64
+    same = flushed["weights_sha256"] == ours["weights_sha256"]
+    assert summary["flushed_same_weights"] is same
     assert f"{summary['speedup_median']}x by median of the rounds' ratios" in printed
 
 
