@@ -50,6 +50,7 @@ from mnist_vae.runtime import (
     cpu_info,
     describe_device,
     resolve_device,
+    synchronize,
     usable_cores,
 )
 from mnist_vae.training import train_epoch
@@ -117,15 +118,7 @@ def epoch_flops(images: int) -> float:
 def matmul_peak(device: torch.device, size: int = 4096, repeats: int = 5) -> float:
     """The float32 GFLOP/s of the fastest of `repeats` size × size products."""
     a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
-    best = float("inf")
-    for _ in range(repeats + 1):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        started = time.perf_counter()
-        a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - started)
+    best = min(timed(device, lambda: a @ b)[0] for _ in range(repeats + 1))
     return 2 * size**3 / best / 1e9
 
 
@@ -171,12 +164,11 @@ def weights_sha256(model: torch.nn.Module) -> str:
 
 
 def timed(device: torch.device, work: Callable[[], object]) -> tuple[float, object]:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    """Seconds `work` took on `device`, and what it returned."""
+    synchronize(device)
     started = time.perf_counter()
     result = work()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     return time.perf_counter() - started, result
 
 

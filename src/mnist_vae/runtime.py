@@ -66,6 +66,14 @@ def configure_threads() -> int:
     return threads
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device, so a timing is the work's own (GPUs run asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def describe_device(device: torch.device) -> str:
     """The device as metrics should name it: 'cpu' or 'cuda:0 (NVIDIA H100 80GB HBM3)'."""
     if device.type == "cuda":

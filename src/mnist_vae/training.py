@@ -17,6 +17,7 @@ from mnist_vae.errors import UserError
 from mnist_vae.likelihood import ElboTerms, elbo_per_image, evaluate_elbo
 from mnist_vae.loops import make_optimizer, shuffled_batches
 from mnist_vae.model import VAE, loss_terms
+from mnist_vae.runtime import synchronize
 
 LOSS_COLUMNS = [
     "epoch",
@@ -31,14 +32,6 @@ LOSS_COLUMNS = [
 
 class TrainingDiverged(UserError, RuntimeError):
     pass
-
-
-def _sync(device: torch.device) -> None:
-    """Wait for the device, so an epoch's time is its own (GPUs run asynchronously)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def train_epoch(
@@ -93,10 +86,10 @@ def fit(
     optimizer = make_optimizer(model.parameters(), lr)
     rows = []
     for epoch in range(1, epochs + 1):
-        _sync(train_x.device)
+        synchronize(train_x.device)
         started = time.perf_counter()
         fitted = train_epoch(model, optimizer, train_x, batch_size, generator, binarizer)
-        _sync(train_x.device)
+        synchronize(train_x.device)
         seconds = time.perf_counter() - started
         if not math.isfinite(fitted.loss):
             raise TrainingDiverged(
