@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -32,6 +31,7 @@ from train_speed import (  # this folder, as `python benchmarks/...` runs it
     forward_flops,
     machine,
     matmul_peak,
+    timed,
     training_flops,
     vae_layers,
 )
@@ -67,12 +67,7 @@ def fastest_adam_step(model: torch.nn.Module, repeats: int = 50) -> float:
     optimizer = make_optimizer(model.parameters(), lr=1e-3)
     for parameter in model.parameters():
         parameter.grad = torch.randn_like(parameter)
-    best = math.inf
-    for _ in range(repeats):
-        started = time.perf_counter()
-        optimizer.step()
-        best = min(best, time.perf_counter() - started)
-    return best
+    return min(timed(torch.device("cpu"), optimizer.step)[0] for _ in range(repeats))
 
 
 def adam_seconds(params: Params) -> dict[str, float]:
