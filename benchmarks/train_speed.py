@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from mnist_vae.loops import make_optimizer
+from mnist_vae.loops import FusedAdam
 from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE, loss_terms
 from mnist_vae.runtime import (
@@ -134,7 +134,7 @@ def build_loop(
     if loop == "pytorch-examples":
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # its default: not fused
     else:
-        optimizer = make_optimizer(model.parameters(), lr=1e-3)
+        optimizer = FusedAdam(model.parameters(), lr=1e-3)
 
     if loop in ("pytorch-examples", "conventional"):
         from torch.utils.data import DataLoader

@@ -1,10 +1,14 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from mnist_vae.checkpoints import ModelFileError, load_model, save_model
 from mnist_vae.likelihood import evaluate_elbo
+from mnist_vae.loops import FusedAdam
 from mnist_vae.mnist import load_split
-from mnist_vae.model import VAE
+from mnist_vae.model import VAE, loss_terms
 from mnist_vae.runtime import DeviceError, resolve_device
 from mnist_vae.training import TrainingDiverged, fit
 
@@ -118,3 +122,64 @@ def test_training_on_apples_gpu_runs_and_agrees_with_the_cpu(synthetic_root, bin
                    binarize=binarize)  # fmt: skip
         results[device] = rows[-1]["train_loss"]
     assert results["mps"] == pytest.approx(results["cpu"], rel=0.05)
+
+
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+    ),
+    pytest.param(
+        "mps",
+        marks=pytest.mark.skipif(
+            not torch.backends.mps.is_available(), reason="needs Apple's GPU (MPS)"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_adam_takes_torch_optim_adams_fused_steps_bit_for_bit(synthetic_root, device):
+    x = load_split(synthetic_root, "train").flat_float(device)[:64]
+    models, optimizers = [], []
+    for make in (
+        lambda ps: torch.optim.Adam(ps, lr=1e-2, fused=True),
+        lambda ps: FusedAdam(ps, 1e-2),
+    ):
+        torch.manual_seed(0)
+        models.append(VAE(hidden_dim=32).to(device))
+        optimizers.append(make(models[-1].parameters()))
+    for step in range(6):
+        for model, optimizer in zip(models, optimizers, strict=True):
+            torch.manual_seed(step)  # the same reparameterisation noise for both
+            logits, mu, logvar = model(x)
+            recon, kl = loss_terms(logits, x, mu, logvar)
+            optimizer.zero_grad()
+            (recon + kl).mean().backward()
+            if step in (2, 3):  # as in torch.optim.Adam: no gradient, no update, no step counted
+                model.fc4.bias.grad = None
+            optimizer.step()
+        reference, ours = (dict(model.named_parameters()) for model in models)
+        for name, parameter in reference.items():
+            assert torch.equal(ours[name], parameter), (step, name)
+    assert not torch.equal(models[1].fc4.weight, VAE(hidden_dim=32).to(device).fc4.weight)
+
+
+def test_training_leaves_torch_dynamo_unimported(synthetic_root):
+    # torch.optim's optimizers import it (a second of start-up in each training stage).
+    code = (
+        "import sys\n"
+        "from mnist_vae.classifier import Classifier, fit_classifier\n"
+        "from mnist_vae.mnist import load_split\n"
+        "from mnist_vae.model import VAE\n"
+        "from mnist_vae.training import fit\n"
+        f"split = load_split({str(synthetic_root)!r}, 'train')\n"
+        "x = split.flat_float()\n"
+        "fit(VAE(hidden_dim=8), x, x, epochs=1, batch_size=256, lr=1e-3, seed=0)\n"
+        "fit_classifier(Classifier(8), x, split.labels, epochs=1, batch_size=256, lr=1e-3, seed=0)\n"
+        "print('torch._dynamo' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

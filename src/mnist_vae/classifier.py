@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_vae.idx import IMAGE_PIXELS, DataError
-from mnist_vae.loops import EVAL_BATCH_SIZE, make_optimizer, shuffled_batches
+from mnist_vae.loops import EVAL_BATCH_SIZE, FusedAdam, shuffled_batches
 
 
 class Classifier(nn.Module):
@@ -49,12 +49,12 @@ def fit_classifier(
     if len(x) != len(labels):
         raise DataError(f"the classifier got {len(x)} images but {len(labels)} labels")
     generator = torch.Generator().manual_seed(seed)
-    optimizer = make_optimizer(model.parameters(), lr)
+    optimizer = FusedAdam(model.parameters(), lr)
     model.train()
     for _ in range(epochs):
         for indices in shuffled_batches(len(x), batch_size, generator, x.device):
             loss = F.cross_entropy(model(x[indices]), labels[indices])
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         on_epoch()

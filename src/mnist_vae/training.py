@@ -15,7 +15,7 @@ import torch
 
 from mnist_vae.errors import UserError
 from mnist_vae.likelihood import ElboTerms, elbo_per_image, evaluate_elbo
-from mnist_vae.loops import make_optimizer, shuffled_batches
+from mnist_vae.loops import FusedAdam, shuffled_batches
 from mnist_vae.model import VAE, loss_terms
 from mnist_vae.runtime import synchronize
 
@@ -36,7 +36,7 @@ class TrainingDiverged(UserError, RuntimeError):
 
 def train_epoch(
     model: VAE,
-    optimizer: torch.optim.Optimizer,
+    optimizer: FusedAdam,
     x: torch.Tensor,
     batch_size: int,
     generator: torch.Generator,
@@ -54,7 +54,7 @@ def train_epoch(
         logits, mu, logvar = model(batch)
         recon, kl = loss_terms(logits, batch, mu, logvar, model.likelihood)
         loss = (recon + kl).mean()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         recon_sum += recon.detach().sum()
@@ -83,7 +83,7 @@ def fit(
     binarizer = None
     if binarize == "dynamic":
         binarizer = torch.Generator(device=train_x.device).manual_seed(seed + 1)
-    optimizer = make_optimizer(model.parameters(), lr)
+    optimizer = FusedAdam(model.parameters(), lr)
     rows = []
     for epoch in range(1, epochs + 1):
         synchronize(train_x.device)
