@@ -115,3 +115,24 @@ def test_kernel_settings_hash_the_trained_weights_reproducibly(synthetic_root):
     assert first["weights_sha256"] == again["weights_sha256"]
     assert first["test_loss"] == again["test_loss"] and 0 < first["test_loss"] < 784 * 10
     assert one_thread["threads"] == 1
+
+
+def test_adam_step_compares_the_two_optimizers_on_the_stages_models(tmp_path):
+    out = tmp_path / "adam.json"
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "adam_step.py"),
+               "--steps", "20", "--processes", "2", "--out", str(out)]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    summary = json.loads(out.read_text())
+
+    built = summary["building"]
+    assert built["torch.optim.Adam(fused=True)"]["imports_torch_dynamo"] is True
+    assert built["FusedAdam"]["imports_torch_dynamo"] is False
+    for row in built.values():
+        assert len(row["milliseconds"]) == 2
+        assert row["milliseconds_median"] == sum(row["milliseconds"]) / 2
+    for stage in ("train", "classifier"):
+        stepped = summary["stepping"][stage]
+        assert stepped["same_weights"] is True
+        theirs, ours = stepped["step_microseconds_median"].values()
+        assert theirs > 0 and ours > 0
+        assert abs(stepped["fused_adam_over_torch_optim"] - theirs / ours) < 0.02 * theirs / ours
