@@ -19,11 +19,11 @@ import json
 import statistics
 import subprocess
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import torch
-from train_speed import machine  # this folder, as `python benchmarks/...` runs it
+from train_speed import machine, timed  # this folder, as `python benchmarks/...` runs it
 
 from mnist_vae.classifier import Classifier
 from mnist_vae.loops import FusedAdam
@@ -32,6 +32,7 @@ from mnist_vae.params import load_params
 from mnist_vae.runtime import configure_threads
 
 REPO = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
 
 OPTIMIZERS = {
     "torch.optim.Adam(fused=True)": lambda ps: torch.optim.Adam(ps, lr=1e-3, fused=True),
@@ -44,9 +45,8 @@ def build(name: str) -> None:
     first thing after the imports, and whether that imported torch._dynamo."""
     assert "torch._dynamo" not in sys.modules
     model = torch.nn.Linear(3, 3)
-    started = time.perf_counter()
-    OPTIMIZERS[name](model.parameters())
-    print(json.dumps([(time.perf_counter() - started) * 1e3, "torch._dynamo" in sys.modules]))
+    seconds, _ = timed(CPU, lambda: OPTIMIZERS[name](model.parameters()))
+    print(json.dumps([seconds * 1e3, "torch._dynamo" in sys.modules]))
 
 
 def building(processes: int) -> dict:
@@ -64,6 +64,14 @@ def building(processes: int) -> dict:
                    "imports_torch_dynamo": dynamo[name]} for name in OPTIMIZERS}  # fmt: skip
 
 
+def step_with(optimizer, parameters: list[torch.Tensor], gradients: list[torch.Tensor]) -> None:
+    """One optimiser step as a training loop takes it: gradients cleared, set, applied."""
+    optimizer.zero_grad()
+    for parameter, gradient in zip(parameters, gradients, strict=True):
+        parameter.grad = gradient
+    optimizer.step()
+
+
 def stepping(make_model, steps: int) -> dict:
     """Median seconds of one step of each optimizer on its own copy of the model, the same
     gradients every step; and whether the two copies end bit for bit equal."""
@@ -73,17 +81,15 @@ def stepping(make_model, steps: int) -> dict:
         models[name] = make_model()
         optimizers[name] = make(models[name].parameters())
     gradients = [torch.randn_like(p) for p in models["FusedAdam"].parameters()]
+    one_step = {
+        name: partial(step_with, optimizers[name], list(models[name].parameters()), gradients)
+        for name in OPTIMIZERS
+    }
     seconds = {name: [] for name in OPTIMIZERS}
     for block in range(0, steps, 10):
         for name in OPTIMIZERS:
-            optimizer, parameters = optimizers[name], list(models[name].parameters())
             for _ in range(block, min(block + 10, steps)):
-                started = time.perf_counter()
-                optimizer.zero_grad()
-                for parameter, gradient in zip(parameters, gradients, strict=True):
-                    parameter.grad = gradient
-                optimizer.step()
-                seconds[name].append(time.perf_counter() - started)
+                seconds[name].append(timed(CPU, one_step[name])[0])
     first, second = (list(m.parameters()) for m in models.values())
     medians = {name: statistics.median(s) for name, s in seconds.items()}
     return {
