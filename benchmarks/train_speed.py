@@ -2,6 +2,7 @@
 
     python benchmarks/train_speed.py [--device auto|cpu|cuda] [--epochs 3] [--batch-size 128]
                                      [--compile default|reduce-overhead|...] [--flush-denormals]
+                                     [--peak-size 4096]
 
 Every loop trains pytorch/examples' model (784-400-20, no sigmoid on z) from the same initial
 weights, batch 128, in its own worker process (so peak RSS is its own), after one warm-up
@@ -186,7 +187,7 @@ def serve(loop: str, args: argparse.Namespace) -> None:
     if loop == "peak":
         answer({"ready": True})
         for _ in sys.stdin:
-            answer({"gflops": round(matmul_peak(device), 1)})
+            answer({"gflops": round(matmul_peak(device, args.peak_size), 1)})
         return
 
     names = {"compiled": f"ours, torch.compile mode={args.compile}",
@@ -221,7 +222,8 @@ class Worker:
 
     def __init__(self, loop: str, args: argparse.Namespace):
         command = [sys.executable, __file__, "--serve", loop, "--device", args.device,
-                   "--batch-size", str(args.batch_size), "--data", args.data]  # fmt: skip
+                   "--batch-size", str(args.batch_size), "--data", args.data,
+                   "--peak-size", str(args.peak_size)]  # fmt: skip
         if args.compile:
             command += ["--compile", args.compile]
         self.loop = loop
@@ -333,6 +335,8 @@ def main() -> None:
                         help="timed epochs of each loop (rounds), after one warm-up")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--data", default="data", help="folder holding MNIST/raw (DVC's layout)")
+    parser.add_argument("--peak-size", type=int, default=4096,
+                        help="side of the square float32 products that measure the peak")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     parser.add_argument(
         "--compile", metavar="MODE", help="also time our loop under torch.compile(mode=MODE)"

@@ -12,7 +12,7 @@ def test_benchmark_times_the_loops_in_alternating_rounds(synthetic_root, tmp_pat
     out = tmp_path / "speed.json"
     command = [sys.executable, str(REPO_ROOT / "benchmarks" / "train_speed.py"),
                "--device", "cpu", "--epochs", "3", "--batch-size", "64", "--flush-denormals",
-               "--data", str(synthetic_root), "--out", str(out)]  # fmt: skip
+               "--peak-size", "512", "--data", str(synthetic_root), "--out", str(out)]  # fmt: skip
     printed = subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
     summary = json.loads(out.read_text())
