@@ -12,6 +12,11 @@ from mnist_vae.model import VAE, loss_terms
 from mnist_vae.runtime import DeviceError, resolve_device
 from mnist_vae.training import TrainingDiverged, fit
 
+NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+NEEDS_MPS = pytest.mark.skipif(
+    not torch.backends.mps.is_available(), reason="needs Apple's GPU (MPS)"
+)
+
 
 def _fit(root, seed=0, epochs=3, lr=1e-2, hidden_dim=32):
     torch.manual_seed(seed)
@@ -110,7 +115,7 @@ def test_asking_for_cuda_without_it_is_a_one_line_error():
         resolve_device("cuda:1")
 
 
-@pytest.mark.skipif(not torch.backends.mps.is_available(), reason="needs Apple's GPU (MPS)")
+@NEEDS_MPS
 @pytest.mark.parametrize("binarize", ["none", "dynamic"])
 def test_training_on_apples_gpu_runs_and_agrees_with_the_cpu(synthetic_root, binarize):
     results = {}
@@ -124,18 +129,7 @@ def test_training_on_apples_gpu_runs_and_agrees_with_the_cpu(synthetic_root, bin
     assert results["mps"] == pytest.approx(results["cpu"], rel=0.05)
 
 
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-    ),
-    pytest.param(
-        "mps",
-        marks=pytest.mark.skipif(
-            not torch.backends.mps.is_available(), reason="needs Apple's GPU (MPS)"
-        ),
-    ),
-]
+DEVICES = ["cpu", pytest.param("cuda", marks=NEEDS_CUDA), pytest.param("mps", marks=NEEDS_MPS)]
 
 
 @pytest.mark.parametrize("device", DEVICES)
