@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from train_speed import machine, timed  # this folder, as `python benchmarks/...` runs it
 
+from mnist_vae.atomic import write_json
 from mnist_vae.classifier import Classifier
 from mnist_vae.loops import FusedAdam
 from mnist_vae.model import VAE
@@ -124,8 +125,7 @@ def main() -> None:
     }
     print(json.dumps(summary, indent=2))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(args.out, summary)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,8 @@ def main() -> None:
 
     from train_speed import machine  # this folder, as `python benchmarks/...` runs it
 
+    from mnist_vae.atomic import write_json
+
     rows = []
     for name, (environment, _) in SETTINGS.items():
         command = [sys.executable, __file__, "--only", name, "--epochs", str(args.epochs),
@@ -95,7 +97,7 @@ def main() -> None:
     if args.out:
         summary = {"machine": machine(), "torch": torch.__version__, "epochs": args.epochs,
                    "rows": rows}  # fmt: skip
-        args.out.write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(args.out, summary)
 
 
 if __name__ == "__main__":

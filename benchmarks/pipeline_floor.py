@@ -36,6 +36,7 @@ from train_speed import (  # this folder, as `python benchmarks/...` runs it
     vae_layers,
 )
 
+from mnist_vae.atomic import write_json
 from mnist_vae.classifier import Classifier
 from mnist_vae.loops import FusedAdam
 from mnist_vae.model import VAE
@@ -139,7 +140,7 @@ def main() -> None:
     print(f"dvc repro -f: measured {total['measured_dvc_repro_seconds']} s, "
           f"floor {total['floor_seconds']} s")  # fmt: skip
     if args.out:
-        args.out.write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(args.out, summary)
 
 
 if __name__ == "__main__":

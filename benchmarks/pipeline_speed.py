@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import os
 import shutil
 import statistics
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import yaml
 from train_speed import machine  # this folder, as `python benchmarks/...` runs it
+
+from mnist_vae.atomic import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -151,13 +152,9 @@ def main() -> None:
         table.append(row)
         print(" | ".join(str(v) for v in row.values()))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps(
-                {"machine": machine(), "before": revisions["before"], "after": revisions["after"],
-                 "rounds": args.rounds, "medians": table, "runs": runs}, indent=2,
-            ) + "\n"
-        )  # fmt: skip
+        write_json(args.out, {"machine": machine(), "before": revisions["before"],
+                              "after": revisions["after"], "rounds": args.rounds,
+                              "medians": table, "runs": runs})  # fmt: skip
 
 
 if __name__ == "__main__":
