@@ -24,17 +24,20 @@ def test_a_small_queue_is_run_resumed_and_collected_from_the_experiments_own_fil
     reproduced_repo,
 ):
     repo = reproduced_repo
-    command = ("python", "-m", "mnist_vae.study", "run", "--epochs", "1", "2", "--seeds", "1", "2")
-    first = repo.run(*command)
-    assert "queued 8 experiments, 0 already done" in first.stderr
+    command = ("python", "-m", "mnist_vae.study", "run", "--epochs", "1", "--seeds")
+    first = repo.run(*command, "1")  # both architectures, seed 1
+    assert "queued 2 experiments, 0 already done" in first.stderr
 
-    again = repo.run(*command)  # everything exists for this commit: nothing is queued or run
-    assert "queued 0 experiments, 8 already done" in again.stderr
+    # A larger study resumes the smaller one: only the two seed-2 runs are queued and run.
+    resumed = repo.run(*command, "1", "2")
+    assert "queued 2 experiments, 2 already done" in resumed.stderr
+    again = repo.run(*command, "1", "2")  # everything exists for this commit: nothing is run
+    assert "queued 0 experiments, 4 already done" in again.stderr
 
     out = repo.root / "docs" / "study"
     runs = pd.read_csv(out / "runs.csv")
     curves = pd.read_csv(out / "curves.csv")
-    assert len(runs) == 8
+    assert len(runs) == 4
     refs = repo.run("git", "for-each-ref", "--format=%(refname)", "refs/exps").stdout.split()
     by_name = {ref.rsplit("/", 1)[-1]: ref for ref in refs}
     for row in runs.to_dict("records"):
@@ -65,7 +68,7 @@ def test_a_small_queue_is_run_resumed_and_collected_from_the_experiments_own_fil
         line = summary[(summary["architecture"] == architecture) & (summary["epochs"] == epochs)]
         assert line["test_loss_mean"].item() == pytest.approx(group["test_loss"].mean(), rel=1e-5)
     table = (out / "summary.md").read_text()
-    assert "| report (sigmoid on z) | 2 | 2 |" in table
+    assert "| report (sigmoid on z) | 1 | 2 |" in table
     assert "| standard VAE | 1 | 2 |" in table
 
 
@@ -95,6 +98,27 @@ def test_summary_gives_mean_sample_sd_and_the_gain_paired_by_seed():
     cost = study.sigmoid_cost(summary.reset_index()).set_index("epochs")
     assert cost.loc[100, "nats"] == pytest.approx(10.0)
     assert cost.loc[100, "standard_error"] == pytest.approx(math.sqrt(2.0 / 2 + 2.0 / 2))
+
+
+def test_a_one_seed_one_length_study_is_tabulated_without_spreads_or_gains(tmp_path):
+    """`--seeds 1` is a quick first look: means only, no ± nan, no gain of 10 → 10 epochs."""
+    runs, curves = [], []
+    for architecture, loss in (("sigmoid_on_z", 164.0), ("standard", 155.0)):
+        key = {"architecture": architecture, "epochs": 2, "seed": 1}
+        runs.append({**key, "test_loss": loss, "misread_share": 0.5,
+                     **dict.fromkeys(study.PAIRS, 0.1), "iwae_k": 20, "iwae": -loss})  # fmt: skip
+        curves += [{**key, "epoch": epoch, "train_loss": loss + 3 - epoch,
+                    "test_loss": loss + 2 - epoch} for epoch in (1, 2)]  # fmt: skip
+    pd.DataFrame(runs).to_csv(tmp_path / "runs.csv", index=False)
+    pd.DataFrame(curves).to_csv(tmp_path / "curves.csv", index=False)
+
+    study.tables(tmp_path)
+
+    table = (tmp_path / "summary.md").read_text()
+    assert "nan" not in table
+    assert "| report (sigmoid on z) | 2 | 1 | 164.00 |  | 50.0 % |" in table
+    assert "| 2 | 9.00 |  |  |" in table  # the cost, with no standard error or spreads
+    assert (tmp_path / "test_loss_curves.png").stat().st_size > 0
 
 
 def test_the_committed_tables_and_figure_follow_from_the_committed_runs(tmp_path):

@@ -131,10 +131,15 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample standard deviation over seeds, per architecture × epochs, plus the
     relative test-loss gain from the fewest to the most epochs (paired by seed)."""
     short, long = runs["epochs"].min(), runs["epochs"].max()
-    by_seed = runs.pivot_table(index=["architecture", "seed"], columns="epochs", values="test_loss")
-    gain = ((by_seed[short] - by_seed[long]) / by_seed[short]).rename("gain").reset_index()
-    gain["epochs"] = long
-    runs = runs.merge(gain, on=["architecture", "seed", "epochs"], how="left")
+    if short < long:
+        by_seed = runs.pivot_table(
+            index=["architecture", "seed"], columns="epochs", values="test_loss"
+        )
+        gain = ((by_seed[short] - by_seed[long]) / by_seed[short]).rename("gain").reset_index()
+        gain["epochs"] = long
+        runs = runs.merge(gain, on=["architecture", "seed", "epochs"], how="left")
+    else:  # one length of training: there is no gain to give
+        runs = runs.assign(gain=np.nan)
     columns = [*METRICS, "gain"]
     grouped = runs.groupby(["architecture", "epochs"], sort=False)
     summary = grouped[columns].agg(["mean", "std"])
@@ -165,11 +170,18 @@ def sigmoid_cost(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _fixed(value: float, digits: int) -> str:
+    """A number to `digits` decimals; empty where there is none (a spread of one seed)."""
+    return "" if pd.isna(value) else f"{value:.{digits}f}"
+
+
 def _pm(mean: float, std: float, digits: int, percent: bool = False) -> str:
     if pd.isna(mean):
         return ""
     scale, unit = (100, " %") if percent else (1, "")
-    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}{unit}"
+    if pd.isna(std):  # one seed: a mean without a spread
+        return f"{_fixed(mean * scale, digits)}{unit}"
+    return f"{_fixed(mean * scale, digits)} ± {_fixed(std * scale, digits)}{unit}"
 
 
 def markdown(summary: pd.DataFrame, cost: pd.DataFrame) -> str:
@@ -222,7 +234,7 @@ def markdown(summary: pd.DataFrame, cost: pd.DataFrame) -> str:
     for row in cost.itertuples():
         lines.append(
             f"| {row.epochs} | {_pm(row.nats, row.standard_error, 2)} "
-            f"| {row.spread_report:.2f} | {row.spread_standard:.2f} |"
+            f"| {_fixed(row.spread_report, 2)} | {_fixed(row.spread_standard, 2)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -238,7 +250,8 @@ def curves_figure(curves: pd.DataFrame, path: Path) -> None:
         seeds = stats["size"].iloc[0]
         axis.plot(stats.index, stats["mean"], color=colour,
                   label=f"{LABELS[architecture]}: mean of {seeds} seeds")  # fmt: skip
-        band = (stats["mean"] - stats["std"], stats["mean"] + stats["std"])
+        spread = stats["std"].fillna(0.0)  # one seed has no spread: the band is the line
+        band = (stats["mean"] - spread, stats["mean"] + spread)
         axis.fill_between(stats.index, *band, color=colour, alpha=0.3, linewidth=0)
         # The first epochs fall steeply; the range that matters is where the curves part.
         late = stats.index >= min(3, stats.index.max())
