@@ -116,6 +116,7 @@ def test_a_one_seed_one_length_study_is_tabulated_without_spreads_or_gains(tmp_p
 
     table = (tmp_path / "summary.md").read_text()
     assert "nan" not in table
+    assert "| gain (needs two epoch counts) |" in table
     assert "| report (sigmoid on z) | 2 | 1 | 164.00 |  | 50.0 % |" in table
     assert "| 2 | 9.00 |  |  |" in table  # the cost, with no standard error or spreads
     assert (tmp_path / "test_loss_curves.png").stat().st_size > 0

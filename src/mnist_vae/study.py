@@ -187,8 +187,9 @@ def _pm(mean: float, std: float, digits: int, percent: bool = False) -> str:
 def markdown(summary: pd.DataFrame, cost: pd.DataFrame) -> str:
     short, long = summary["epochs"].min(), summary["epochs"].max()
     k = summary["iwae_k"].iloc[0]
+    gain = f"gain {short} → {long} epochs" if short < long else "gain (needs two epoch counts)"
     header = [
-        "architecture", "epochs", "seeds", "test loss (nats)", f"gain {short} → {long} epochs",
+        "architecture", "epochs", "seeds", "test loss (nats)", gain,
         "read as another digit", *(f"{true} → {read_as}" for true, read_as in REPORT_PAIRS),
         f"IWAE bound, k = {k}",
     ]  # fmt: skip
