@@ -101,7 +101,7 @@ def test_summary_gives_mean_sample_sd_and_the_gain_paired_by_seed():
 
 
 def test_a_one_seed_one_length_study_is_tabulated_without_spreads_or_gains(tmp_path):
-    """`--seeds 1` is a quick first look: means only, no ± nan, no gain of 10 → 10 epochs."""
+    """`--seeds 1` is a quick first look: means only, no ± nan, no gain of N → N epochs."""
     runs, curves = [], []
     for architecture, loss in (("sigmoid_on_z", 164.0), ("standard", 155.0)):
         key = {"architecture": architecture, "epochs": 2, "seed": 1}

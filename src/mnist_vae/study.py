@@ -179,9 +179,8 @@ def _pm(mean: float, std: float, digits: int, percent: bool = False) -> str:
     if pd.isna(mean):
         return ""
     scale, unit = (100, " %") if percent else (1, "")
-    if pd.isna(std):  # one seed: a mean without a spread
-        return f"{_fixed(mean * scale, digits)}{unit}"
-    return f"{_fixed(mean * scale, digits)} ± {_fixed(std * scale, digits)}{unit}"
+    spread = "" if pd.isna(std) else f" ± {std * scale:.{digits}f}"  # one seed has none
+    return f"{mean * scale:.{digits}f}{spread}{unit}"
 
 
 def markdown(summary: pd.DataFrame, cost: pd.DataFrame) -> str:
