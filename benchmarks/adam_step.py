@@ -23,11 +23,12 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from train_speed import machine, timed  # this folder, as `python benchmarks/...` runs it
+from train_speed import timed  # this folder, as `python benchmarks/...` runs it
 
 from mnist_vae.atomic import write_json
 from mnist_vae.classifier import Classifier
 from mnist_vae.loops import FusedAdam
+from mnist_vae.machine import describe
 from mnist_vae.model import VAE
 from mnist_vae.params import load_params
 from mnist_vae.runtime import configure_threads
@@ -106,16 +107,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--processes", type=int, default=3)
+    parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--build", choices=list(OPTIMIZERS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build:
         return build(args.build)
-    params = load_params(["model", "classifier"], REPO / "params.yaml")
+    params = load_params(["model", "classifier"], args.params)
 
     summary = {
-        "machine": machine(),
-        "torch": torch.__version__,
+        "machine": describe("cpu"),
         "building": building(args.processes),
     }
     configure_threads()

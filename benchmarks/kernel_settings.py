@@ -1,6 +1,6 @@
 """Which CPU kernel settings move the trained bits? Two epochs of the default model under each.
 
-    python benchmarks/kernel_settings.py [--epochs 2] [--data data] [--out FILE]
+    python benchmarks/kernel_settings.py [--epochs 2] [--data data] [--params params.yaml] [--out FILE]
 
 Each setting trains the `train` stage's model from params.yaml (same seed, same data, same
 loop) in its own process, with the setting in its environment or thread count, and reports a
@@ -35,7 +35,7 @@ SETTINGS = {
 }
 
 
-def train_once(epochs: int, threads: int | None, root: Path) -> dict:
+def train_once(epochs: int, threads: int | None, root: Path, params_file: Path) -> dict:
     """The `train` stage's training, shortened to `epochs`, in this process."""
     from train_speed import weights_sha256  # this folder, as `python benchmarks/...` runs it
 
@@ -48,7 +48,7 @@ def train_once(epochs: int, threads: int | None, root: Path) -> dict:
     configure_threads()
     if threads is not None:
         torch.set_num_threads(threads)
-    params = load_params(["data", "model", "train"], REPO / "params.yaml")
+    params = load_params(["data", "model", "train"], params_file)
     data, settings = params.data, params.train
     torch.manual_seed(settings.seed)
     train_x = load_split(root, "train", data.dataset).flat_float()
@@ -70,21 +70,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--data", type=Path, default=REPO / "data", help="folder holding MNIST/raw")
+    parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--only", help=argparse.SUPPRESS)  # one setting, in a child process
     args = parser.parse_args()
     if args.only:
-        print(json.dumps(train_once(args.epochs, SETTINGS[args.only][1], args.data)))
+        print(json.dumps(train_once(args.epochs, SETTINGS[args.only][1], args.data, args.params)))
         return
 
-    from train_speed import machine  # this folder, as `python benchmarks/...` runs it
-
     from mnist_vae.atomic import write_json
+    from mnist_vae.machine import describe
 
     rows = []
     for name, (environment, _) in SETTINGS.items():
         command = [sys.executable, __file__, "--only", name, "--epochs", str(args.epochs),
-                   "--data", str(args.data)]  # fmt: skip
+                   "--data", str(args.data), "--params", str(args.params)]  # fmt: skip
         env = {**os.environ, **environment}
         output = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
         row = {"setting": name, **json.loads(output.stdout.strip().splitlines()[-1])}
@@ -95,8 +95,7 @@ def main() -> None:
         bits = "same bits" if row["same_bits_as_default"] else "different bits"
         print(f"{name}: test loss {row['test_loss']}, {row['fit_seconds']} s, {bits}", flush=True)
     if args.out:
-        summary = {"machine": machine(), "torch": torch.__version__, "epochs": args.epochs,
-                   "rows": rows}  # fmt: skip
+        summary = {"machine": describe("cpu"), "epochs": args.epochs, "rows": rows}
         write_json(args.out, summary)
 
 

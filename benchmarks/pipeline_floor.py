@@ -29,7 +29,6 @@ from pathlib import Path
 import torch
 from train_speed import (  # this folder, as `python benchmarks/...` runs it
     forward_flops,
-    machine,
     matmul_peak,
     timed,
     training_flops,
@@ -39,6 +38,7 @@ from train_speed import (  # this folder, as `python benchmarks/...` runs it
 from mnist_vae.atomic import write_json
 from mnist_vae.classifier import Classifier
 from mnist_vae.loops import FusedAdam
+from mnist_vae.machine import describe, label
 from mnist_vae.model import VAE
 from mnist_vae.params import Params, load_params
 from mnist_vae.runtime import configure_threads
@@ -118,19 +118,20 @@ def floors(medians: list[dict], flops: dict, peak_gflops: float, adam: dict) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pipeline", type=Path, required=True, help="pipeline_speed.py's JSON")
+    parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     medians = json.loads(args.pipeline.read_text())["medians"]
-    params = load_params(["model", "train", "classifier"],
-                         REPO / "params.yaml")  # fmt: skip
+    params = load_params(["model", "train", "classifier"], args.params)
 
     configure_threads()
     peak = max(matmul_peak(torch.device("cpu")) for _ in range(3))
     table = floors(medians, stage_flops(params), peak, adam_seconds(params))
-    summary = {"machine": machine(), "torch": torch.__version__,
-               "matmul_peak_gflops": round(peak), **table}  # fmt: skip
+    summary = {"machine": describe("cpu"), "matmul_peak_gflops": round(peak), **table}
 
-    print(f"{summary['machine']}, float32 matmul peak {summary['matmul_peak_gflops']} GFLOP/s")
+    print(
+        f"{label(summary['machine'])}, float32 matmul peak {summary['matmul_peak_gflops']} GFLOP/s"
+    )
     columns = ["step", "measured_seconds", "startup_seconds", "products_at_peak_seconds",
                "adam_at_fastest_seconds", "floor_seconds", "share_of_peak"]  # fmt: skip
     print(" | ".join(columns))

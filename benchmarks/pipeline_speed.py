@@ -27,9 +27,9 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from train_speed import machine  # this folder, as `python benchmarks/...` runs it
 
 from mnist_vae.atomic import write_json
+from mnist_vae.machine import describe, label
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,7 +136,7 @@ def main() -> None:
 
     table = []
     compared = f"{revisions['before']} → {revisions['after']}"
-    print(f"{machine()}: medians of {args.rounds} rounds, {compared}")
+    print(f"{label(describe('cpu'))}: medians of {args.rounds} rounds, {compared}")
     print("step | before s | after s | before start-up s | after start-up s | after peak RSS MB")
     # (dvc repro -f has no start-up of its own: its row has the two times and the RSS)
     for name in runs["after"]:
@@ -152,7 +152,7 @@ def main() -> None:
         table.append(row)
         print(" | ".join(str(v) for v in row.values()))
     if args.out:
-        write_json(args.out, {"machine": machine(), "before": revisions["before"],
+        write_json(args.out, {"machine": describe("cpu"), "before": revisions["before"],
                               "after": revisions["after"], "rounds": args.rounds,
                               "medians": table, "runs": runs})  # fmt: skip
 

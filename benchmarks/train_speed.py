@@ -31,8 +31,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -44,15 +42,14 @@ import torch
 import torch.nn.functional as F
 
 from mnist_vae.loops import FusedAdam
+from mnist_vae.machine import describe, label
 from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE, loss_terms
 from mnist_vae.runtime import (
     configure_threads,
-    cpu_info,
     describe_device,
     resolve_device,
     synchronize,
-    usable_cores,
 )
 from mnist_vae.training import train_epoch
 
@@ -209,7 +206,7 @@ def serve(loop: str, args: argparse.Namespace) -> None:
             "warmup_seconds": round(warmup_seconds, 3),
             "loss_after_first_epoch": round(first_epoch_loss, 3),
             "weights_sha256": weights_sha256(model),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "peak_rss_mb": peak_rss_mb(),
             "peak_cuda_mb": round(torch.cuda.max_memory_allocated(device) / 2**20)
             if device.type == "cuda"
             else None,
@@ -284,10 +281,14 @@ def measure(args: argparse.Namespace, loops: list[str]) -> tuple[list[dict], dic
     return rounds, rows
 
 
-def machine() -> str:
-    """The CPU by name (lscpu's model name) and the number of cores this process may use."""
-    model = cpu_info().get("model name") or platform.processor() or platform.machine()
-    return f"{model}, {usable_cores()} cores, {platform.machine()}"
+def peak_rss_mb() -> int | None:
+    """This process's peak resident memory; None where there is no `resource` module (Windows)."""
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return None
+    per_mb = 2**20 if sys.platform == "darwin" else 2**10  # macOS counts bytes, Linux KiB
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / per_mb)
 
 
 def summarise(rounds: list[dict], rows: dict[str, dict]) -> dict:
@@ -304,8 +305,7 @@ def summarise(rounds: list[dict], rows: dict[str, dict]) -> dict:
         row["share_of_matmul_peak"] = round(row["gflops_per_second"] / peak, 3)
     examples, ours = rows["pytorch-examples"], rows["ours"]
     summary = {
-        "machine": machine(),
-        "torch": torch.__version__,
+        "machine": describe(ours["device"]),
         "matmul_peak_gflops": peak,
         "rows": list(rows.values()),
         "rounds": rounds,
@@ -360,7 +360,7 @@ def main() -> None:
     columns = ["loop", "device", "cpu_threads", "seconds_per_epoch_min", "seconds_per_epoch_median",
                "images_per_second", "share_of_matmul_peak", "peak_rss_mb", "peak_cuda_mb",
                "loss_after_first_epoch"]  # fmt: skip
-    print(f"{summary['machine']}; float32 matmul peak {summary['matmul_peak_gflops']} GFLOP/s "
+    print(f"{label(summary['machine'])}; float32 matmul peak {summary['matmul_peak_gflops']} GFLOP/s "
           f"(median over {len(rounds)} rounds)")  # fmt: skip
     print(" | ".join(columns))
     for row in summary["rows"]:

@@ -41,6 +41,15 @@ def write_synthetic_mnist(
     return folder
 
 
+def pytest_collection_modifyitems(config, items):
+    if sys.platform != "win32":
+        return
+    skip = pytest.mark.skip(reason="needs POSIX process groups and signals, which Windows lacks")
+    for item in items:
+        if "posix" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def synthetic_root(tmp_path: Path) -> Path:
     write_synthetic_mnist(tmp_path)
@@ -48,6 +57,16 @@ def synthetic_root(tmp_path: Path) -> Path:
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def committed(path: str) -> bytes:
+    """`path` as committed at HEAD. Tests compare results with this, never with the
+    workspace's copy, which the user's own `dvc repro` or `dvc exp run` may have changed."""
+    return subprocess.run(
+        ["git", "show", f"HEAD:{path}"], cwd=REPO_ROOT, check=True, capture_output=True
+    ).stdout
+
+
 TINY_PARAMS = {
     "device": "cpu",
     "model": {"hidden_dim": 32},
@@ -115,6 +134,9 @@ VENV_BIN = Path(sys.executable).parent
 def make_pipeline_repo(root: Path) -> PipelineRepo:
     """The project's files, synthetic IDX data standing in for `download`'s output, tiny params.
 
+    The code comes from the working tree (so tests see uncommitted changes to it), params.yaml
+    from HEAD with TINY_PARAMS on top (so a user's own edits to params.yaml do not leak in).
+
     The synthetic files are recorded as the `download` stage's output with `dvc commit`, the
     DVC way to register outputs produced outside a stage, and the stage is frozen: it never
     runs, so its checksum check on real MNIST stays exactly as strict as it is, and nothing
@@ -132,6 +154,7 @@ def make_pipeline_repo(root: Path) -> PipelineRepo:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, root / name)
     (root / "dvc.lock").unlink(missing_ok=True)
+    (root / "params.yaml").write_bytes(committed("params.yaml"))
     repo = PipelineRepo(root)
     repo.run("git", "init", "-q")
     write_synthetic_mnist(root / "data")

@@ -5,7 +5,18 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
+import pytest
+from conftest import REPO_ROOT, committed
+
+from mnist_vae.machine import BIT_FIELDS
+
+
+@pytest.fixture
+def params_file(tmp_path):
+    """The committed params.yaml, which the benchmarks read for the stages' models."""
+    path = tmp_path / "params.yaml"
+    path.write_bytes(committed("params.yaml"))
+    return path
 
 
 def test_benchmark_times_the_loops_in_alternating_rounds(synthetic_root, tmp_path):
@@ -16,6 +27,7 @@ def test_benchmark_times_the_loops_in_alternating_rounds(synthetic_root, tmp_pat
     printed = subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
     summary = json.loads(out.read_text())
+    assert set(BIT_FIELDS) <= set(summary["machine"]) and summary["machine"]["device"] == "cpu"
     loops = ["pytorch-examples", "conventional", "ours", "flushed"]
     assert [row["loop"] for row in summary["rows"]] == [*loops[:3], "ours, denormals flushed"]
     rounds = summary["rounds"]
@@ -65,13 +77,21 @@ def test_the_epoch_flop_count_is_the_products_of_the_layers(monkeypatch):
 
 
 def test_the_floor_counts_each_stages_products_from_params(monkeypatch):
-    from mnist_vae.params import load_params
+    from mnist_vae.params import validate
 
     floor = _benchmark_module(monkeypatch, "pipeline_floor")
-    params = load_params(["model", "train", "classifier"],
-                         REPO_ROOT / "params.yaml")  # fmt: skip
+    training = {"epochs": 10, "batch_size": 128, "lr": 0.001, "seed": 1}
+    params = validate(
+        {
+            "model": {"hidden_dim": 400, "latent_dim": 2, "sigmoid_latent": True,
+                      "likelihood": "bernoulli"},
+            "train": training,
+            "classifier": {**training, "epochs": 5, "hidden_dim": 512},
+        },
+        ["model", "train", "classifier"],
+    )  # fmt: skip
     flops = floor.stage_flops(params)
-    # By hand, for the committed params. VAE 784-400-2: forward 2·(784·400 + 2·400·2 + 2·400 +
+    # By hand. VAE 784-400-2: forward 2·(784·400 + 2·400·2 + 2·400 +
     # 400·784) = 1,259,200 per image; training 3× that less 2·784·400 = 3,150,400. An epoch is
     # 60,000 trained + 10,000 test images, 10 epochs.
     assert flops["train"] == 10 * (60_000 * 3_150_400 + 10_000 * 1_259_200)
@@ -103,10 +123,11 @@ def test_the_floor_adds_start_up_products_at_peak_and_adam(monkeypatch):
     assert table["pipeline"] == {"measured_dvc_repro_seconds": 25.0, "floor_seconds": 14.7}
 
 
-def test_kernel_settings_hash_the_trained_weights_reproducibly(synthetic_root):
+def test_kernel_settings_hash_the_trained_weights_reproducibly(synthetic_root, params_file):
     def train(setting):
         command = [sys.executable, str(REPO_ROOT / "benchmarks" / "kernel_settings.py"),
-                   "--only", setting, "--epochs", "1", "--data", str(synthetic_root)]  # fmt: skip
+                   "--only", setting, "--epochs", "1", "--data", str(synthetic_root),
+                   "--params", str(params_file)]  # fmt: skip
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         return json.loads(output.strip().splitlines()[-1])
 
@@ -117,10 +138,10 @@ def test_kernel_settings_hash_the_trained_weights_reproducibly(synthetic_root):
     assert one_thread["threads"] == 1
 
 
-def test_adam_step_compares_the_two_optimizers_on_the_stages_models(tmp_path):
+def test_adam_step_compares_the_two_optimizers_on_the_stages_models(tmp_path, params_file):
     out = tmp_path / "adam.json"
-    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "adam_step.py"),
-               "--steps", "20", "--processes", "2", "--out", str(out)]  # fmt: skip
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "adam_step.py"), "--steps", "20",
+               "--processes", "2", "--params", str(params_file), "--out", str(out)]  # fmt: skip
     subprocess.run(command, check=True, capture_output=True, text=True)
     summary = json.loads(out.read_text())
 

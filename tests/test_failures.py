@@ -119,6 +119,7 @@ def _interpreter_without_the_packages(tmp_path):
     return folder
 
 
+@pytest.mark.posix
 def test_the_wrong_python_on_path_stops_in_one_line_and_loses_nothing(reproduced_repo, tmp_path):
     before = reproduced_repo.outputs()
     reproduced_repo.set_params({"train": {"epochs": 2}})
@@ -131,6 +132,7 @@ def test_the_wrong_python_on_path_stops_in_one_line_and_loses_nothing(reproduced
     _assert_nothing_lost(reproduced_repo, before)
 
 
+@pytest.mark.posix
 def test_no_python_on_path_at_all_loses_nothing(reproduced_repo, tmp_path):
     before = reproduced_repo.outputs()
     reproduced_repo.set_params({"train": {"epochs": 2}})
@@ -173,6 +175,7 @@ def _start_long_training(repo, **env: str) -> tuple[subprocess.Popen, list[str]]
     return process, received
 
 
+@pytest.mark.posix
 @pytest.mark.parametrize(
     "signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm-to-the-group"]
 )
@@ -195,6 +198,7 @@ def test_an_interrupted_repro_stops_at_once_and_loses_nothing(reproduced_repo, s
     assert reproduced_repo.run("dvc", "status", "train").returncode == 0  # no stale lock
 
 
+@pytest.mark.posix
 def test_killing_dvc_alone_stops_its_stage_and_loses_nothing(reproduced_repo):
     before = reproduced_repo.outputs()
     # DVC runs the command through $SHELL (/bin/sh without it). bash runs a lone command in
@@ -240,6 +244,7 @@ def test_a_model_trained_with_other_params_is_refused_by_the_stages_that_use_it(
     _assert_nothing_lost(reproduced_repo, before)
 
 
+@pytest.mark.posix
 def test_sigterm_mid_write_keeps_the_previous_output_and_no_temp_file(tmp_path):
     """The one moment DVC cannot reach on purpose: a signal while a file is half written."""
     (tmp_path / "out.txt").write_text("previous")

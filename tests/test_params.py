@@ -1,15 +1,17 @@
 import copy
 import typing
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import committed
 
 from mnist_vae.idx import DATASETS
 from mnist_vae.model import LIKELIHOODS
 from mnist_vae.params import SECTIONS, Dataset, Likelihood, ParamsError, load_params, validate
 
-GOOD = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+# The committed params.yaml, not the workspace's: the user may be editing that one.
+COMMITTED = committed("params.yaml").decode()
+GOOD = yaml.safe_load(COMMITTED)
 
 
 def _with(section: str, key: str | None, value) -> dict:
@@ -27,8 +29,9 @@ def _message(params: dict, sections=SECTIONS) -> str:
     return str(raised.value)
 
 
-def test_the_committed_params_file_is_valid_and_typed():
-    params = load_params(SECTIONS)
+def test_the_committed_params_file_is_valid_and_typed(tmp_path):
+    (tmp_path / "params.yaml").write_text(COMMITTED)
+    params = load_params(SECTIONS, tmp_path / "params.yaml")
     assert params.train.epochs == 10 and isinstance(params.train.lr, float)
     assert params.interpolate.start_index is None and params.evaluate_likelihood.ks[0] == 1
 
@@ -118,7 +121,7 @@ def test_a_missing_key_and_a_missing_section_are_named():
 
 def test_exponent_numbers_are_numbers_as_dvc_reads_them(tmp_path):
     path = tmp_path / "params.yaml"
-    text = (Path(__file__).parents[1] / "params.yaml").read_text()
+    text = COMMITTED
     path.write_text(text.replace("lr: 0.001", "lr: 1e-3", 1))
     assert "lr: 1e-3" in path.read_text()
     assert load_params(["train"], path).train.lr == 0.001

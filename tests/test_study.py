@@ -1,21 +1,21 @@
 """The seed study: its collecting code on a real DVC queue in miniature, its arithmetic on
-known numbers, and the committed tables against the committed runs and pipeline metrics."""
+known numbers, and the committed tables against the committed runs and pipeline metrics (read
+from git: `make study` and the pipeline rewrite their workspace copies)."""
 
 import io
 import json
 import math
 import re
-import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from conftest import REPO_ROOT, committed
+from test_ci_check import check_module
 
 from mnist_vae import study
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-COMMITTED = REPO_ROOT / "docs" / "study"
+COMMITTED = "docs/study"
 GENERATED = ("summary.csv", "summary.md", "test_loss_curves.png")
 
 
@@ -124,32 +124,49 @@ def test_a_one_seed_one_length_study_is_tabulated_without_spreads_or_gains(tmp_p
 
 def test_the_committed_tables_and_figure_follow_from_the_committed_runs(tmp_path):
     for name in ("runs.csv", "curves.csv"):
-        shutil.copy(COMMITTED / name, tmp_path / name)
+        (tmp_path / name).write_bytes(committed(f"{COMMITTED}/{name}"))
     study.tables(tmp_path)
     for name in GENERATED:
-        assert (tmp_path / name).read_bytes() == (COMMITTED / name).read_bytes(), name
+        assert (tmp_path / name).read_bytes() == committed(f"{COMMITTED}/{name}"), name
 
 
-def test_the_study_contains_the_committed_pipeline_runs():
-    """The runs at params.yaml's own settings are the pipeline's committed results, and the
-    100-epoch one is docs/results/epochs-100: the study measured this code."""
-    runs = pd.read_csv(COMMITTED / "runs.csv").set_index(["architecture", "epochs", "seed"])
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+def _committed_json(path: str) -> dict:
+    return json.loads(committed(path))
+
+
+def _study_run(runs: pd.DataFrame, epochs: int, seed: int) -> pd.Series:
+    return runs.loc[("sigmoid_on_z", epochs, seed)]
+
+
+def test_the_study_ran_the_committed_pipeline():
+    """The study's 100-epoch seed-1 run of the report's model is docs/results/epochs-100, and
+    its run at the committed params is the committed pipeline result: exactly where both came
+    from the same machine, else within the reproduction check's tolerances (a loss moves by
+    about 0.1 nats on another CPU, docs/reproducibility.md)."""
+    runs = pd.read_csv(io.BytesIO(committed(f"{COMMITTED}/runs.csv")))
+    runs = runs.set_index(["architecture", "epochs", "seed"])
+    params = yaml.safe_load(committed("params.yaml"))
     assert params["model"]["sigmoid_latent"] is True
     seed = params["train"]["seed"]
-    for epochs, folder in ((params["train"]["epochs"], REPO_ROOT), (100, REPO_ROOT / "docs/results/epochs-100")):  # fmt: skip
-        row = runs.loc[("sigmoid_on_z", epochs, seed)]
-        metrics = folder / "metrics"
-        assert row["test_loss"] == json.loads((metrics / "train.json").read_text())["test_loss"]
-        evaluation = json.loads((metrics / "eval.json").read_text())
-        assert row["misread_share"] == evaluation["misread_share"]
-        bounds = json.loads((metrics / "likelihood.json").read_text())["iwae"]
-        assert row["iwae"] == bounds[f"k{int(row['iwae_k'])}"]
+
+    row = _study_run(runs, 100, seed)
+    metrics = "docs/results/epochs-100/metrics"
+    assert row["test_loss"] == _committed_json(f"{metrics}/train.json")["test_loss"]
+    assert row["misread_share"] == _committed_json(f"{metrics}/eval.json")["misread_share"]
+    bounds = _committed_json(f"{metrics}/likelihood.json")["iwae"]
+    assert row["iwae"] == bounds[f"k{int(row['iwae_k'])}"]
+
+    row = _study_run(runs, params["train"]["epochs"], seed)
+    tolerances = check_module().TOLERANCES
+    loss = _committed_json("metrics/train.json")["test_loss"]
+    assert abs(row["test_loss"] - loss) <= tolerances["metrics/train.json"]["test_loss"]
+    bound = _committed_json("metrics/likelihood.json")["iwae"][f"k{int(row['iwae_k'])}"]
+    assert abs(row["iwae"] - bound) <= tolerances["metrics/likelihood.json"]["iwae.k*"]
 
 
 def test_every_spread_the_docs_quote_is_in_the_generated_table():
     """README and docs/study.md quote the study's "mean ± sd" figures; none is typed by hand."""
-    table = (COMMITTED / "summary.md").read_text()
+    table = committed(f"{COMMITTED}/summary.md").decode()
     quoted = 0
     for doc in (REPO_ROOT / "README.md", REPO_ROOT / "docs" / "study.md"):
         for figure in re.findall(r"[−-]?\d+\.\d+ ± \d+\.\d+(?: %)?", doc.read_text()):
