@@ -5,12 +5,11 @@ import pytest
 import torch
 
 from mnist_vae.checkpoints import ModelFileError, load_model, save_model
-from mnist_vae.likelihood import evaluate_elbo
 from mnist_vae.loops import FusedAdam
 from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE, loss_terms
 from mnist_vae.runtime import DeviceError, resolve_device
-from mnist_vae.training import TrainingDiverged, fit
+from mnist_vae.training import TrainingDiverged, evaluate_elbo, fit
 
 NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 NEEDS_MPS = pytest.mark.skipif(
