@@ -111,7 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.build:
         return build(args.build)
-    params = load_params(["model", "classifier"], REPO / "params.yaml")
+    params = load_params(REPO / "params.yaml")
 
     summary = {
         "machine": machine(),

@@ -121,8 +121,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     medians = json.loads(args.pipeline.read_text())["medians"]
-    params = load_params(["model", "train", "classifier"],
-                         REPO / "params.yaml")  # fmt: skip
+    params = load_params(REPO / "params.yaml")
 
     configure_threads()
     peak = max(matmul_peak(torch.device("cpu")) for _ in range(3))

@@ -21,7 +21,7 @@ COLUMNS = 10
 
 
 def main() -> None:
-    params, device = stage_setup(["data", "model", "generate"])
+    params, device = stage_setup()
     settings = params.generate
     vae = load_model("models/vae.pt", VAE, expected=params.model.model_dump(), device=device)
     judge = load_model("models/classifier.pt", Classifier, device=device)
