@@ -2,7 +2,7 @@
 
 The files live in `<root>/MNIST/raw/` (or `<root>/FashionMNIST/raw/`), exactly where
 `torchvision.datasets.MNIST(root, download=False)` (or `FashionMNIST`) looks for them.
-NumPy only: the `download` stage needs no torch (1.5 s of start-up).
+NumPy only: the `download` stage needs no torch (its start-up, docs/speed.md).
 """
 
 from __future__ import annotations
