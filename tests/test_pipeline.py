@@ -172,3 +172,15 @@ def test_changing_one_sample_count_leaves_the_other_samples_as_they_were(reprodu
     for path in ("plots/samples_large.png", "metrics/sample_classes.csv",
                  "plots/generated_digits.png"):  # fmt: skip
         assert after[path] == before[path], path
+
+
+def test_editing_the_iwae_code_reruns_only_evaluate_likelihood(reproduced_repo):
+    # `dvc status` names the stages whose own deps changed (the ones after `train` follow once
+    # it has written a new model).
+    for module, stages in (("likelihood.py", {"evaluate_likelihood"}), ("training.py", {"train"})):
+        path = reproduced_repo.root / "src/mnist_vae" / module
+        original = path.read_text()
+        path.write_text(original + "\n# an edit\n")
+        status = json.loads(reproduced_repo.run("dvc", "status", "--json").stdout)
+        assert set(status) == stages, module
+        path.write_text(original)
