@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from mnist_vae.atomic import write_bytes
-from mnist_vae.idx import MNIST_FILES, encode_idx, raw_dir
+from mnist_vae.idx import IDX_NAMES, encode_idx, raw_dir
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -36,8 +36,8 @@ def write_synthetic_mnist(
     folder = raw_dir(root, dataset)
     for split, count, seed in (("train", n_train, 1), ("test", n_test, 2)):
         images, labels = synthetic_digits(count, seed)
-        write_idx(folder / MNIST_FILES[f"{split}_images"].name, images)
-        write_idx(folder / MNIST_FILES[f"{split}_labels"].name, labels)
+        write_idx(folder / IDX_NAMES[f"{split}_images"], images)
+        write_idx(folder / IDX_NAMES[f"{split}_labels"], labels)
     return folder
 
 
