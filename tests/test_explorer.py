@@ -8,6 +8,8 @@ drew is read back from its canvases and compared with `VAE.decode` in Python.
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 
 import numpy as np
@@ -244,3 +246,25 @@ def test_a_latent_of_other_than_two_dimensions_gets_a_page_that_says_why(latent_
     page = explorer_page(vae, images, labels, DATASETS["MNIST"], 20)
     assert f"<strong>{latent_dim}</strong> dimensions" in page
     assert "model.latent_dim: 2" in page and "<canvas" not in page
+
+
+@needs_chromium
+def test_the_speed_benchmark_reports_what_it_timed(tmp_path):
+    """Not how fast (that is benchmarks/results/), but that its figures are its timings."""
+    images, labels = synthetic_test_set()
+    page = tmp_path / "latent_explorer.html"
+    page.write_text(
+        explorer_page(small_vae(True, "bernoulli"), images, labels, DATASETS["MNIST"], 20)
+    )
+    out, shot = tmp_path / "speed.json", tmp_path / "shot.png"
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks/explorer_speed.py"), "--page", str(page),
+         "--opens", "3", "--batches", "5", "--out", str(out), "--screenshot", str(shot)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["page_bytes"] == page.stat().st_size and result["decoder_hidden_units"] == 64
+    assert len(result["first_digit_ms"]) == 3 and result["decode_batches"] == 5
+    assert result["first_digit_ms_median"] == sorted(result["first_digit_ms"])[1] > 0
+    assert result["decode_ms_median"] > 0 and result["pointer_update_ms_median"] > 0
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -252,5 +252,10 @@ document.addEventListener("keydown", (event) => {
 });
 
 moveTo(centre);
+// Where decoder input u is in the window, for scripts that drive the page like a user.
+function clientPoint(u) {
+  const rect = plane.getBoundingClientRect(), [x, y] = toCanvas(u);
+  return [rect.left + (x * rect.width) / plane.width, rect.top + (y * rect.height) / plane.height];
+}
 window.explorer = { data, state, decode, decodeInput, toInput, toLatent, moveTo, addEnd,
-  geometry: { left: LEFT, top: TOP, side: SIDE }, firstDigitMs };
+  clientPoint, means, labels, geometry: { left: LEFT, top: TOP, side: SIDE }, firstDigitMs };
