@@ -11,8 +11,9 @@
   median over `--batches` batches; and the same for a whole pointer update
   (`explorer.moveTo`: decode, draw, the nearest test images, the plane's overlay).
 
-With `--screenshot`, the page is then shown as a user leaves it: two clicks (the posterior
-means of the first test images of classes 4 and 9) and the pointer half-way between them.
+With `--screenshot`, the page is then shown as a user leaves it: two clicks, at the posterior
+means of the first test images of classes 0 and 9 (the ends of plots/interpolation.png at the
+default params), and the pointer half-way between them.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def main() -> None:
     executable = find_chromium()
     if executable is None:
         raise SystemExit("needs chromium on PATH (Debian: apt-get install chromium)")
-    url = args.page.resolve().as_uri()
+    page = args.page.resolve()
+    url = page.as_uri()
 
     first_digit = []
     for _ in range(args.opens):
@@ -87,8 +89,8 @@ def main() -> None:
     result = {
         "machine": machine(),
         "browser": f"{version}, headless",
-        "page": str(args.page),
-        "page_bytes": args.page.stat().st_size,
+        "page": str(page.relative_to(REPO) if page.is_relative_to(REPO) else page),
+        "page_bytes": page.stat().st_size,
         "decoder_hidden_units": hidden,
         "first_digit_ms": first_digit,
         "first_digit_ms_median": statistics.median(first_digit),
@@ -107,7 +109,7 @@ def main() -> None:
 
 def show_two_clicks(browser: Chromium) -> None:
     ends = browser.evaluate(
-        "[4, 9].map(c => { const n = explorer.labels.indexOf(c);"
+        "[0, 9].map(c => { const n = explorer.labels.indexOf(c);"
         " return explorer.toInput([explorer.means[2 * n], explorer.means[2 * n + 1]]); })"
     )
     for end in ends:
