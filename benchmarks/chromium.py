@@ -10,7 +10,6 @@ Used by tests/test_explorer.py and benchmarks/explorer_speed.py.
 from __future__ import annotations
 
 import base64
-import fcntl
 import itertools
 import json
 import os
@@ -28,6 +27,9 @@ FLAGS = [
 
 
 def find_chromium() -> str | None:
+    """Chromium's executable; None where there is none, or no POSIX descriptors to pass it."""
+    if os.name != "posix":
+        return None
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -39,6 +41,8 @@ class Chromium:
     """One browser with one page; `call` sends a command, `evaluate` runs JavaScript in it."""
 
     def __init__(self, executable: str, width: int = 1200, height: int = 900):
+        import fcntl  # POSIX only, as find_chromium says
+
         self._profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
         commands, self._to_browser = os.pipe()
         self._from_browser, replies = os.pipe()
