@@ -215,6 +215,15 @@ def test_the_page_draws_the_models_digits_under_pointer_touch_keys_and_clicks(
     expected = model_pixels(vae, line)
     assert np.abs(strip / 255 - expected).max() <= ONE_GREY_LEVEL
 
+    # A nearest test image, clicked, is an end at its posterior mean; a third end starts anew.
+    shown = page.state("nearest")[0]
+    box = browser.evaluate(
+        "(({left, top, width, height}) => [left + width / 2, top + height / 2])"
+        "(document.querySelector('#nearest canvas').getBoundingClientRect())"
+    )
+    browser.click(*box)
+    assert page.state("ends") == [pytest.approx(page.means[shown].tolist(), abs=1e-12)]
+
     # The comparison is sharp enough to catch a wrong page: the same readings against weights
     # 2 % off, or against the other input transform, fail it.
     perturbed = small_vae(sigmoid_latent, likelihood)

@@ -158,7 +158,10 @@ function drawNearest() {
 window.addEventListener("load", drawNearest);
 nearestBox.addEventListener("click", (event) => {
   const figure = event.target.closest("figure");
-  if (figure) addEnd([means[2 * figure.dataset.index], means[2 * figure.dataset.index + 1]]);
+  if (figure) {
+    const n = Number(figure.dataset.index);
+    addEnd([means[2 * n], means[2 * n + 1]]);
+  }
 });
 
 function drawPlane() {

@@ -79,14 +79,13 @@ def explorer_page(
             LATENT_DIM=str(vae.latent_dim),
             DATASET=dataset.name,
         )
-    vae = vae.cpu().eval()
-    x = images.reshape(len(images), -1).float().div(255)
-    means = posterior_means(vae, x)
-    state = vae.state_dict()
+    device = next(vae.parameters()).device
+    x = images.reshape(len(images), -1).to(device).float().div(255)
+    means = posterior_means(vae, x).cpu()
+    state = {name: tensor.cpu() for name, tensor in vae.state_dict().items()}
     data = {
         "dataset": dataset.name,
         "class_names": list(dataset.class_names),
-        "noun": dataset.noun,
         "hidden_dim": vae.hidden_dim,
         "sigmoid_latent": vae.sigmoid_latent,
         "likelihood": vae.likelihood,
