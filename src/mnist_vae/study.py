@@ -28,6 +28,7 @@ import io
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -188,11 +189,22 @@ def run(names: list[str], out: Path, remote: str | None = None) -> None:
                 push(remote, here[name])
     waiting = [name for name in names if name not in here and name not in elsewhere]
     if waiting:
-        # One worker: two cores gain nothing from a second, and `-j` above 1 can race.
-        dvc("queue", "start", "--jobs", "1")
+        start_queue()
         print("DVC's queue runs them (`dvc queue status`; it goes on if this is stopped)",
               file=sys.stderr)  # fmt: skip
         wait(waiting, commit, remote)
+
+
+def start_queue() -> None:
+    """`dvc queue start` with one worker: two cores gain nothing from a second, and `-j` above
+    1 can race. Its output goes to a file: the worker it leaves running holds it open, and
+    would keep a pipe open until the queue is empty."""
+    with tempfile.TemporaryFile("w+") as said:
+        command = ["dvc", "queue", "start", "--jobs", "1"]
+        if subprocess.run(command, stdout=said, stderr=subprocess.STDOUT).returncode != 0:
+            said.seek(0)
+            last = (said.read().strip() or "no output").splitlines()[-1]
+            raise SystemExit(f"error: `dvc queue start` failed: {last}")
 
 
 def wait(names: list[str], commit: str, remote: str | None) -> None:
