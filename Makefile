@@ -26,8 +26,9 @@ test: $(STAMP)
 
 # The seed study of docs/study.md: 20 DVC experiments on DVC's queue, then the tables and the
 # figure under docs/study/. It resumes: experiments that exist for this commit are not rerun.
+# On N machines, each runs its share and pushes it: `make study WORKER=K/N` (docs/study.md).
 study: repro
-	$(BIN)/python -m mnist_vae.study run
+	$(BIN)/python -m mnist_vae.study run$(if $(WORKER), --worker $(WORKER))
 
 # Our training loop against the conventional DataLoader loop (needs MNIST: make repro first).
 benchmark: $(STAMP)

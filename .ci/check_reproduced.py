@@ -109,7 +109,7 @@ def within_tolerance() -> bool:
 
 def this_machine() -> dict:
     """This machine, with the device the pipeline computes on (params.yaml's `device`)."""
-    device = resolve_device(load_params(["device"], ROOT / "params.yaml").device)
+    device = resolve_device(load_params(ROOT / "params.yaml").device)
     return describe(describe_device(device))
 
 

@@ -113,7 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.build:
         return build(args.build)
-    params = load_params(["model", "classifier"], args.params)
+    params = load_params(args.params)
 
     summary = {
         "machine": describe("cpu"),

@@ -48,7 +48,7 @@ def train_once(epochs: int, threads: int | None, root: Path, params_file: Path) 
     configure_threads()
     if threads is not None:
         torch.set_num_threads(threads)
-    params = load_params(["data", "model", "train"], params_file)
+    params = load_params(params_file)
     data, settings = params.data, params.train
     torch.manual_seed(settings.seed)
     train_x = load_split(root, "train", data.dataset).flat_float()

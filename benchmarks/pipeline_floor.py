@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     medians = json.loads(args.pipeline.read_text())["medians"]
-    params = load_params(["model", "train", "classifier"], args.params)
+    params = load_params(args.params)
 
     configure_threads()
     peak = max(matmul_peak(torch.device("cpu")) for _ in range(3))

@@ -15,7 +15,7 @@ from mnist_vae.runtime import stage_setup
 
 
 def main() -> None:
-    params, device = stage_setup(["data", "classifier"])
+    params, device = stage_setup()
     settings = params.classifier
     torch.manual_seed(settings.seed)
 

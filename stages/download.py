@@ -9,7 +9,7 @@ from mnist_vae.params import load_params
 
 
 def main() -> None:
-    fetch_dataset("data", load_params(["data"]).data.dataset)
+    fetch_dataset("data", load_params().data.dataset)
 
 
 if __name__ == "__main__":

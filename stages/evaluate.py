@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def main() -> None:
-    params, device = stage_setup(["data", "model", "evaluate"])
+    params, device = stage_setup()
     settings = params.evaluate
     vae = load_model("models/vae.pt", VAE, expected=params.model.model_dump(), device=device)
     judge = load_model("models/classifier.pt", Classifier, device=device)

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def main() -> None:
-    params, device = stage_setup(["data", "model", "evaluate_likelihood"])
+    params, device = stage_setup()
     settings = params.evaluate_likelihood
     vae = load_model("models/vae.pt", VAE, expected=params.model.model_dump(), device=device)
     test = load_split("data", "test", params.data.dataset).flat_float(device)

@@ -3,6 +3,7 @@
 import _bootstrap  # noqa: F401  (first: this tree's package, and the right python)
 
 # isort: split
+import numpy as np
 import pandas as pd
 import torch
 
@@ -21,24 +22,27 @@ COLUMNS = 10
 
 
 def main() -> None:
-    params, device = stage_setup(["data", "model", "generate"])
+    params, device = stage_setup()
     settings = params.generate
     vae = load_model("models/vae.pt", VAE, expected=params.model.model_dump(), device=device)
     judge = load_model("models/classifier.pt", Classifier, device=device)
     dataset = DATASETS[params.data.dataset]
 
-    # Drawn on the CPU so the same seed gives the same latents on every device.
-    generator = torch.Generator().manual_seed(settings.seed)
-
-    def samples(count: int) -> torch.Tensor:
+    def samples(count: int, stream: int) -> torch.Tensor:
+        # One independent stream of latents per output, so changing one count leaves the other
+        # outputs' samples as they were; drawn on the CPU, so the same on every device.
+        seed = np.random.SeedSequence([settings.seed, stream]).generate_state(1, np.uint64)[0]
+        generator = torch.Generator().manual_seed(int(seed))
         return decode(vae, torch.randn(count, vae.latent_dim, generator=generator).to(device))
 
-    for name, count in (("small", settings.small_count), ("large", settings.large_count)):
+    for stream, (name, count) in enumerate(
+        (("small", settings.small_count), ("large", settings.large_count))
+    ):
         digit_panels(
-            [(f"{count} decoded samples z ~ N(0, I)", digit_grid(samples(count), COLUMNS))],
+            [(f"{count} decoded samples z ~ N(0, I)", digit_grid(samples(count, stream), COLUMNS))],
             f"plots/samples_{name}.png",
         )
-    read, confidence = classify(judge, samples(settings.classified_count))
+    read, confidence = classify(judge, samples(settings.classified_count, stream=2))
     shares = class_shares(read)
     with atomic_open("metrics/sample_classes.csv") as handle:
         pd.DataFrame({"class": dataset.class_names, "share": shares}).to_csv(

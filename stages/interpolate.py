@@ -21,7 +21,7 @@ from mnist_vae.runtime import stage_setup
 
 
 def main() -> None:
-    params, device = stage_setup(["data", "model", "interpolate"])
+    params, device = stage_setup()
     settings = params.interpolate
     vae = load_model("models/vae.pt", VAE, expected=params.model.model_dump(), device=device)
     test = load_split("data", "test", params.data.dataset)

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def main() -> None:
-    params, device = stage_setup(["data", "model", "train"])
+    params, device = stage_setup()
     data, settings = params.data, params.train
     torch.manual_seed(settings.seed)
 

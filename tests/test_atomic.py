@@ -1,4 +1,7 @@
+import errno
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -45,3 +48,22 @@ def test_all_or_nothing_writes_every_output_at_its_end(tmp_path):
     assert (tmp_path / "a.json").read_text() == '{\n  "x": 1\n}\n'
     assert (tmp_path / "b" / "c.json").read_text() == '{\n  "x": 2\n}\n'
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.json", "b", "c.json"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs RLIMIT_FSIZE")
+def test_an_os_error_while_writing_is_one_line_naming_the_file_and_keeps_the_old_one(tmp_path):
+    (tmp_path / "out.bin").write_bytes(b"previous")
+    script = (
+        "import resource\n"
+        "from mnist_vae.atomic import write_bytes\n"
+        "from mnist_vae.cli import run_stage\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))\n"
+        "run_stage('demo', lambda: write_bytes('out.bin', bytes(10_000)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"[demo] error: cannot write out.bin: {os.strerror(errno.EFBIG)}\n"
+    assert (tmp_path / "out.bin").read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]

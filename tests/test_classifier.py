@@ -17,7 +17,10 @@ def test_the_classifier_learns_the_synthetic_digits(synthetic_root):
     )
     digit, confidence = classify(model, test.flat_float())
     assert (digit == test.labels).double().mean() > 0.9
-    assert torch.all((confidence > 0) & (confidence <= 1))
+    # The confidence is the probability of the predicted digit, not some other score.
+    with torch.no_grad():
+        probabilities = torch.softmax(model.eval()(test.flat_float()), dim=1)
+    assert torch.allclose(confidence, probabilities.gather(1, digit.unsqueeze(1)).squeeze(1))
 
 
 def test_an_empty_training_set_is_a_clear_error():

@@ -13,7 +13,7 @@ def test_an_experiment_reruns_train_and_downstream_and_diffs_against_the_commit(
     pipeline_repo.commit("a 1-epoch run")
 
     result = pipeline_repo.run("dvc", "exp", "run", "-S", "train.epochs=2")
-    for stage in ("train", "evaluate", "generate", "interpolate"):
+    for stage in ("train", "evaluate", "generate", "interpolate", "evaluate_likelihood"):
         assert f"Running stage '{stage}'" in result.stdout, stage
     for stage in ("download", "classifier"):  # upstream of train, or independent of it
         assert f"Running stage '{stage}'" not in result.stdout, stage

@@ -79,7 +79,7 @@ def test_load_split_gives_uint8_images_and_int64_labels(synthetic_root):
     [
         (np.zeros((3, 28, 27), np.uint8), np.zeros(3, np.uint8), "shape"),
         (np.zeros((3, 28, 28), np.uint8), np.zeros(4, np.uint8), "3 images but"),
-        (np.zeros((3, 28, 28), np.uint8), np.array([0, 1, 10], np.uint8), "digits 0-9"),
+        (np.zeros((3, 28, 28), np.uint8), np.array([0, 1, 10], np.uint8), "classes 0-9"),
         (np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8), "empty"),
     ],
 )

@@ -15,9 +15,17 @@ def test_shapes_follow_the_hyperparameters():
     assert model.decode(torch.zeros(4, 3)).shape == (4, 784)
 
 
-def test_decode_gives_probabilities():
-    pixels = VAE(hidden_dim=8).decode(torch.randn(100, 2) * 50)
-    assert pixels.min() >= 0 and pixels.max() <= 1
+def test_decode_gives_each_pixels_expected_value_under_the_likelihood():
+    torch.manual_seed(0)
+    z = torch.randn(100, 2) * 3
+    bernoulli = VAE(hidden_dim=8)
+    assert torch.equal(bernoulli.decode(z), torch.sigmoid(bernoulli.decode_logits(z)))
+    continuous = VAE(hidden_dim=8, likelihood="continuous_bernoulli")
+    continuous.load_state_dict(bernoulli.state_dict())
+    # E[x] under the continuous Bernoulli: λ / (2λ − 1) + 1 / (2 atanh(1 − 2λ)), in float64.
+    lam = torch.sigmoid(continuous.decode_logits(z).double())
+    expected = lam / (2 * lam - 1) + 1 / (2 * torch.atanh(1 - 2 * lam))
+    assert torch.allclose(continuous.decode(z).double(), expected, rtol=0, atol=1e-4)
 
 
 def test_sigmoid_on_z_is_the_switch_between_report_and_standard_decoder():

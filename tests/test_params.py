@@ -7,7 +7,7 @@ from conftest import committed
 
 from mnist_vae.idx import DATASETS
 from mnist_vae.model import LIKELIHOODS
-from mnist_vae.params import SECTIONS, Dataset, Likelihood, ParamsError, load_params, validate
+from mnist_vae.params import SECTIONS, DatasetName, Likelihood, ParamsError, load_params, validate
 
 # The committed params.yaml, not the workspace's: the user may be editing that one.
 COMMITTED = committed("params.yaml").decode()
@@ -23,26 +23,31 @@ def _with(section: str, key: str | None, value) -> dict:
     return params
 
 
-def _message(params: dict, sections=SECTIONS) -> str:
+def _message(params: dict) -> str:
     with pytest.raises(ParamsError) as raised:
-        validate(params, sections)
+        validate(params)
     return str(raised.value)
 
 
 def test_the_committed_params_file_is_valid_and_typed(tmp_path):
     (tmp_path / "params.yaml").write_text(COMMITTED)
-    params = load_params(SECTIONS, tmp_path / "params.yaml")
+    params = load_params(tmp_path / "params.yaml")
     assert params.train.epochs == 10 and isinstance(params.train.lr, float)
     assert params.interpolate.start_index is None and params.evaluate_likelihood.ks[0] == 1
 
 
-def test_only_the_asked_sections_are_read():
-    params = validate(GOOD, ["model", "device"])
-    assert params.model.latent_dim == 2 and params.train is None
+def test_every_section_is_checked_whichever_stage_reads_the_file():
+    # A stage that reads only `train` still refuses a mistake under `evaluate_likelihood`, so
+    # the first stage that runs stops before any work (tests/test_failures.py, through DVC).
+    params = _with("evaluate_likelihood", "test_images", 0)
+    assert _message(params) == (
+        "params.yaml: evaluate_likelihood.test_images: expected >= 1, got 0 (int)"
+    )
+    assert set(validate(GOOD).model_dump()) == set(SECTIONS)
 
 
 def test_the_choices_match_what_the_package_implements():
-    assert typing.get_args(Dataset) == tuple(DATASETS)
+    assert typing.get_args(DatasetName) == tuple(DATASETS)
     assert typing.get_args(Likelihood) == LIKELIHOODS
 
 
@@ -98,7 +103,7 @@ def test_each_mistake_is_one_line_naming_file_key_expectation_and_value(
 def test_a_typo_suggests_the_known_key():
     params = _with("train", "epoch", 10)
     del params["train"]["epochs"]
-    assert _message(params, ["train"]) == (
+    assert _message(params) == (
         "params.yaml: train: unknown key 'epoch'; did you mean 'epochs'? "
         "(known keys: batch_size, epochs, lr, seed)"
     )
@@ -107,7 +112,7 @@ def test_a_typo_suggests_the_known_key():
 def test_a_misspelt_section_is_refused_by_any_stage():
     params = copy.deepcopy(GOOD)
     params["interpolation"] = params.pop("interpolate")
-    assert _message(params, ["train"]).startswith(
+    assert _message(params).startswith(
         "params.yaml: top level: unknown key 'interpolation'; did you mean 'interpolate'?"
     )
 
@@ -115,8 +120,10 @@ def test_a_misspelt_section_is_refused_by_any_stage():
 def test_a_missing_key_and_a_missing_section_are_named():
     params = _with("train", "seed", 0)
     del params["train"]["seed"]
-    assert _message(params, ["train"]) == "params.yaml: train.seed is missing"
-    assert _message({"train": GOOD["train"]}, ["model"]) == "params.yaml: missing section 'model'"
+    assert _message(params) == "params.yaml: train.seed is missing"
+    params = copy.deepcopy(GOOD)
+    del params["model"]
+    assert _message(params) == "params.yaml: missing section 'model'"
 
 
 def test_exponent_numbers_are_numbers_as_dvc_reads_them(tmp_path):
@@ -124,19 +131,19 @@ def test_exponent_numbers_are_numbers_as_dvc_reads_them(tmp_path):
     text = COMMITTED
     path.write_text(text.replace("lr: 0.001", "lr: 1e-3", 1))
     assert "lr: 1e-3" in path.read_text()
-    assert load_params(["train"], path).train.lr == 0.001
+    assert load_params(path).train.lr == 0.001
     path.write_text(text.replace("epochs: 10", "epochs: 1e1", 1))  # a float now, not an integer
     with pytest.raises(ParamsError, match=r"train.epochs: expected a valid integer, got 10.0"):
-        load_params(["train"], path)
+        load_params(path)
 
 
 def test_unreadable_files_are_clear_errors(tmp_path):
     with pytest.raises(ParamsError, match="file not found"):
-        load_params(["train"], tmp_path / "absent.yaml")
+        load_params(tmp_path / "absent.yaml")
     broken = tmp_path / "params.yaml"
     broken.write_text("train: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
-        load_params(["train"], broken)
+        load_params(broken)
     broken.write_text(yaml.safe_dump(["a", "list"]))
     with pytest.raises(ParamsError, match="expected a mapping of sections"):
-        load_params(["train"], broken)
+        load_params(broken)

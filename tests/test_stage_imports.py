@@ -17,6 +17,7 @@ USES = {
     "generate": {"torch", "pandas", "matplotlib"},  # the class-share table, figures
     "interpolate": {"torch", "matplotlib"},  # figures only
     "evaluate_likelihood": {"torch"},
+    "explorer": {"torch"},  # the page's images are a PNG written with Pillow, not matplotlib
 }
 
 

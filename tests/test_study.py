@@ -6,11 +6,14 @@ import io
 import json
 import math
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO_ROOT, committed
+from conftest import PipelineRepo, committed
 from test_ci_check import check_module
 
 from mnist_vae import study
@@ -19,20 +22,32 @@ COMMITTED = "docs/study"
 GENERATED = ("summary.csv", "summary.md", "test_loss_curves.png")
 
 
+STUDY = ("python", "-m", "mnist_vae.study")
+TINY_STUDY = ("--epochs", "1", "--seeds", "1", "2")  # both architectures, 2 seeds
+
+
+@pytest.fixture(scope="module")
+def one_machine_study(_reproduced_once, tmp_path_factory):
+    """The tiny study on one machine with no remote: first seed 1, then resumed to seeds 1 and
+    2, then once more; the repo, and what each of the three runs said."""
+    root = tmp_path_factory.mktemp("study") / "repo"
+    shutil.copytree(_reproduced_once, root, symlinks=True)
+    repo = PipelineRepo(root)
+    said = [repo.run(*STUDY, "run", "--epochs", "1", "--seeds", "1").stderr]
+    said += [repo.run(*STUDY, "run", *TINY_STUDY).stderr for _ in range(2)]
+    return repo, said
+
+
 @pytest.mark.e2e
 def test_a_small_queue_is_run_resumed_and_collected_from_the_experiments_own_files(
-    reproduced_repo,
+    one_machine_study,
 ):
-    repo = reproduced_repo
-    command = ("python", "-m", "mnist_vae.study", "run", "--epochs", "1", "--seeds")
-    first = repo.run(*command, "1")  # both architectures, seed 1
-    assert "queued 2 experiments, 0 already done" in first.stderr
-
+    repo, (first, resumed, again) = one_machine_study
+    assert "queued 2 experiments, 0 already done, 0 still on the queue" in first
     # A larger study resumes the smaller one: only the two seed-2 runs are queued and run.
-    resumed = repo.run(*command, "1", "2")
-    assert "queued 2 experiments, 2 already done" in resumed.stderr
-    again = repo.run(*command, "1", "2")  # everything exists for this commit: nothing is run
-    assert "queued 0 experiments, 4 already done" in again.stderr
+    assert "queued 2 experiments, 2 already done, 0 still on the queue" in resumed
+    # Everything exists for this commit: nothing is run.
+    assert "queued 0 experiments, 4 already done, 0 still on the queue" in again
 
     out = repo.root / "docs" / "study"
     runs = pd.read_csv(out / "runs.csv")
@@ -70,6 +85,119 @@ def test_a_small_queue_is_run_resumed_and_collected_from_the_experiments_own_fil
     table = (out / "summary.md").read_text()
     assert "| report (sigmoid on z) | 1 | 2 |" in table
     assert "| standard VAE | 1 | 2 |" in table
+
+
+def worker_run(repo: PipelineRepo, share: str) -> subprocess.Popen:
+    return subprocess.Popen([*STUDY, "run", *TINY_STUDY, "--worker", share], cwd=repo.root,
+                            env=repo.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_two_workers_run_a_study_through_the_remotes_and_a_third_clone_collects_it(
+    one_machine_study, shared_project, tmp_path
+):
+    """Two machines (clones) run their shares at the same time and push each experiment to
+    the bare git remote and the S3 server; a fresh clone collects the same table as one
+    machine did, and an experiment applied there is complete: models present, nothing to rerun."""
+    workers = [shared_project.clone(tmp_path / f"worker-{k}") for k in (1, 2)]
+    for worker in workers:
+        worker.run("dvc", "pull")
+    # Worker 2 was interrupted before: one experiment of its share is still on its queue.
+    workers[1].run("dvc", "exp", "run", "--queue", "--name", "study-standard-e1-s2",
+                   "-S", "model.sigmoid_latent=false", "-S", "train.epochs=1",
+                   "-S", "train.seed=2")  # fmt: skip
+    running = [worker_run(worker, f"{k}/2") for k, worker in enumerate(workers, 1)]
+    said = []
+    for process in running:
+        _, stderr = process.communicate(timeout=900)
+        assert process.returncode == 0, stderr
+        said.append(stderr)
+    assert "queued 2 experiments, 0 already done, 0 still on the queue" in said[0]
+    assert "queued 1 experiments, 0 already done, 1 still on the queue" in said[1]
+    assert sorted(re.findall(r"pushed (\S+) to origin", said[0])) == [
+        "study-sigmoid_on_z-e1-s1", "study-standard-e1-s1"]  # fmt: skip
+    assert sorted(re.findall(r"pushed (\S+) to origin", said[1])) == [
+        "study-sigmoid_on_z-e1-s2", "study-standard-e1-s2"]  # fmt: skip
+
+    # Worker 1's machine is gone; a fresh one resumes its share from the remote: nothing to do.
+    again = shared_project.clone(tmp_path / "worker-1-again")
+    resumed = again.run(*STUDY, "run", *TINY_STUDY, "--worker", "1/2").stderr
+    assert "queued 0 experiments, 2 already done, 0 still on the queue" in resumed
+    assert not re.findall(r"pushed (\S+) to origin", resumed)
+
+    collector = shared_project.clone(tmp_path / "collector")
+    out = tmp_path / "collected"
+    alone = collector.run(*STUDY, "collect", *TINY_STUDY, "--workers", "2", "--out", str(out),
+                          check=False)  # fmt: skip
+    assert alone.returncode == 1
+    assert alone.stderr.strip() == (
+        "error: 4 of 4 study experiments missing: study-sigmoid_on_z-e1-s1 (worker 1/2), "
+        "study-sigmoid_on_z-e1-s2 (worker 2/2), study-standard-e1-s1 (worker 1/2), "
+        "study-standard-e1-s2 (worker 2/2); run each worker's share again"
+    )
+    collector.run(*STUDY, "collect", *TINY_STUDY, "--remote", "origin", "--workers", "2",
+                  "--out", str(out))  # fmt: skip
+    one_machine = one_machine_study[0].root / "docs" / "study"
+    for name in ("runs.csv", "curves.csv"):
+        assert (out / name).read_bytes() == (one_machine / name).read_bytes(), name
+
+    collector.run("dvc", "exp", "apply", "study-standard-e1-s2")
+    assert (collector.root / "models" / "vae.pt").stat().st_size > 0
+    assert "Data and pipelines are up to date." in collector.run("dvc", "status").stdout
+    params = yaml.safe_load((collector.root / "params.yaml").read_text())
+    assert (params["model"]["sigmoid_latent"], params["train"]["seed"]) == (False, 2)
+
+
+def refused(repo: PipelineRepo, *args: str) -> str:
+    """What a refused `study run` said: exactly one line, and nothing queued."""
+    result = repo.run(*STUDY, "run", *TINY_STUDY, *args, check=False)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "study-" not in repo.run("dvc", "queue", "status").stdout
+    return result.stderr.strip()
+
+
+def pushed_experiments(origin: Path) -> list[str]:
+    listed = subprocess.run(["git", "ls-remote", str(origin), "refs/exps/*"], capture_output=True,
+                            text=True, check=True).stdout  # fmt: skip
+    return listed.split()
+
+
+@pytest.mark.e2e
+def test_a_worker_without_a_dvc_remote_is_refused_and_pushes_nothing(reproduced_repo, tmp_path):
+    repo = reproduced_repo
+    origin = tmp_path / "origin.git"
+    repo.run("git", "clone", "-q", "--bare", str(repo.root), str(origin))
+    repo.run("git", "remote", "add", "origin", str(origin))
+    said = refused(repo, "--worker", "1/2")
+    assert said == f"error: {study.NO_DVC_REMOTE}"
+    assert "dvc remote add -d" in said
+    assert pushed_experiments(origin) == []
+
+
+@pytest.mark.e2e
+def test_a_changed_workspace_or_an_unpushed_commit_is_refused_and_pushes_nothing(
+    reproduced_repo, tmp_path
+):
+    """With a local-folder DVC remote: still nothing leaves the machine."""
+    repo, storage = reproduced_repo, tmp_path / "storage"
+    repo.run("dvc", "remote", "add", "-d", "storage", str(storage))
+    repo.commit("DVC remote: a local folder")
+    origin = tmp_path / "origin.git"
+    repo.run("git", "clone", "-q", "--bare", str(repo.root), str(origin))
+    repo.run("git", "remote", "add", "origin", str(origin))
+
+    repo.set_params({"train": {"lr": 0.02}})
+    said = refused(repo, "--worker", "1/2")
+    assert said.startswith("error: the workspace changes params.yaml (and 0 more): ")
+    repo.commit("a faster learning rate")
+    said = refused(repo, "--worker", "1/2")
+    commit = repo.run("git", "rev-parse", "--short=7", "HEAD").stdout.strip()
+    assert said == (f"error: commit {commit} is not on the git remote 'origin': "
+                    "`git push origin HEAD` first, then run every worker on it")  # fmt: skip
+    assert pushed_experiments(origin) == []
+    assert not storage.exists() or not any(storage.rglob("*"))
 
 
 def test_summary_gives_mean_sample_sd_and_the_gain_paired_by_seed():
@@ -164,19 +292,10 @@ def test_the_study_ran_the_committed_pipeline():
     assert abs(row["iwae"] - bound) <= tolerances["metrics/likelihood.json"]["iwae.k*"]
 
 
-def test_every_spread_the_docs_quote_is_in_the_generated_table():
-    """README and docs/study.md quote the study's "mean ± sd" figures; none is typed by hand."""
-    table = committed(f"{COMMITTED}/summary.md").decode()
-    quoted = 0
-    for doc in (REPO_ROOT / "README.md", REPO_ROOT / "docs" / "study.md"):
-        for figure in re.findall(r"[−-]?\d+\.\d+ ± \d+\.\d+(?: %)?", doc.read_text()):
-            assert figure.replace("−", "-") in table, f"{doc.name}: {figure}"
-            quoted += 1
-    assert quoted >= 5
-
-
 def test_collecting_without_the_experiments_stops_in_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(study, "experiments", lambda baseline: [])  # a commit with none yet
-    with pytest.raises(SystemExit, match=r"^error: 20 study experiments missing, e\.g\. "):
-        study.collect(study.EPOCHS, study.SEEDS, tmp_path, "HEAD")
+    names = study.plan(study.EPOCHS, study.SEEDS)
+    with pytest.raises(SystemExit, match=r"^error: 20 of 20 study experiments missing: "
+                       r"study-sigmoid_on_z-e10-s1 \(worker 1/3\), .*; run each worker's share again$"):  # fmt: skip
+        study.collect(names, tmp_path, "HEAD", workers=3)
     assert not any(tmp_path.iterdir())  # nothing half-written

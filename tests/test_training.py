@@ -5,12 +5,11 @@ import pytest
 import torch
 
 from mnist_vae.checkpoints import ModelFileError, load_model, save_model
-from mnist_vae.likelihood import evaluate_elbo
 from mnist_vae.loops import FusedAdam
 from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE, loss_terms
 from mnist_vae.runtime import DeviceError, resolve_device
-from mnist_vae.training import TrainingDiverged, fit
+from mnist_vae.training import evaluate_elbo, fit
 
 NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 NEEDS_MPS = pytest.mark.skipif(
@@ -35,18 +34,12 @@ def test_loss_falls_on_learnable_data(synthetic_root):
     assert all(r["train_loss"] == pytest.approx(r["train_recon"] + r["train_kl"]) for r in rows)
 
 
-def test_same_seed_same_numbers_other_seed_other_numbers(synthetic_root):
+def test_another_seed_gives_other_numbers(synthetic_root):
+    # Same seed, same bytes is checked through DVC (test_pipeline.py).
     keys = ["train_loss", "test_loss", "test_kl"]
     first = [[r[k] for k in keys] for r in _fit(synthetic_root, seed=3)[1]]
-    again = [[r[k] for k in keys] for r in _fit(synthetic_root, seed=3)[1]]
     other = [[r[k] for k in keys] for r in _fit(synthetic_root, seed=4)[1]]
-    assert first == again
     assert first != other
-
-
-def test_a_diverging_run_stops_naming_the_epoch(synthetic_root):
-    with pytest.raises(TrainingDiverged, match=r"epoch \d+: the training loss became (nan|inf)"):
-        _fit(synthetic_root, lr=1e12, epochs=5)
 
 
 def test_model_file_round_trip_with_weights_only(tmp_path):
@@ -58,14 +51,6 @@ def test_model_file_round_trip_with_weights_only(tmp_path):
     assert loaded.hyperparameters() == model.hyperparameters()
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor)
-
-
-def test_a_model_file_from_other_params_is_a_clear_error(tmp_path):
-    save_model(VAE(hidden_dim=8), tmp_path / "vae.pt")
-    with pytest.raises(ModelFileError, match=r"hidden_dim: file has 8, params.yaml has 400"):
-        load_model(
-            tmp_path / "vae.pt", VAE, {"hidden_dim": 400, "latent_dim": 2, "sigmoid_latent": True}
-        )
 
 
 def test_a_pickle_with_code_is_not_loaded(tmp_path):
@@ -107,12 +92,6 @@ def test_device_auto_prefers_cuda_then_apples_gpu_then_the_cpu(monkeypatch, cuda
 def test_asking_for_mps_without_it_is_a_one_line_error():
     with pytest.raises(DeviceError, match="'mps' requested but this machine has no usable Apple"):
         resolve_device("mps")
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_asking_for_cuda_without_it_is_a_one_line_error():
-    with pytest.raises(DeviceError, match="'cuda:1' requested but this machine has no usable CUDA"):
-        resolve_device("cuda:1")
 
 
 @NEEDS_MPS

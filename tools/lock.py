@@ -1,7 +1,7 @@
 """The universal lock: requirements.txt from requirements.in, for every platform we support.
 
     python tools/lock.py compile   # rewrite requirements.txt (uv's universal resolver)
-    python tools/lock.py check     # prove it installs on each platform and Python below
+    python tools/lock.py check     # prove it resolves, with wheels, on each platform and Python below
 
 Both need `uv` on PATH (`make lock` and `make lock-check` install it in a throwaway venv);
 pip still does the installing (`make`). `check` resolves the lock itself for each target with

@@ -5,6 +5,8 @@ Every writer goes to a temporary file in the destination's own folder (so the fi
 `cli.run_stage` wraps around every stage) the renames wait until the stage has finished, so a
 stage that fails half-way replaces none of its outputs, not just none half-written. The stage
 outputs are declared `persist: true` in dvc.yaml, so DVC does not delete them before the run.
+An operating-system error while writing (a full disk, a file-size limit, no permission) becomes
+an `OutputError` that names the output and the cause, which the stage prints as one line.
 """
 
 from __future__ import annotations
@@ -18,9 +20,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from mnist_vae.errors import UserError
+
 # mkstemp creates files readable by the owner only; outputs should get the usual permissions.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+class OutputError(UserError, RuntimeError):
+    """An output that could not be written, e.g. 'cannot write models/vae.pt: File too large'."""
+
+
+def _cannot_write(path: Path, error: OSError) -> OutputError:
+    return OutputError(f"cannot write {path}: {error.strerror or error}")
+
 
 # (temporary, final) pairs waiting for the end of the enclosing `all_or_nothing`, or None.
 _pending: list[tuple[Path, Path]] | None = None
@@ -41,7 +54,10 @@ def all_or_nothing() -> Iterator[None]:
         yield
         with _signals_held():
             for tmp, path in _pending:
-                os.replace(tmp, path)
+                try:
+                    os.replace(tmp, path)
+                except OSError as error:
+                    raise _cannot_write(path, error) from None
     finally:
         for tmp, _ in _pending:
             tmp.unlink(missing_ok=True)
@@ -66,18 +82,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it takes ``path``'s place only if the block
     succeeds (at once, or at the end of the enclosing `all_or_nothing`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.chmod(0o666 & ~_UMASK)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        tmp.chmod(0o666 & ~_UMASK)
+    except OSError as error:
+        raise _cannot_write(path, error) from None
     try:
         yield tmp
+    except OSError as error:  # the writing in the block failed
+        tmp.unlink(missing_ok=True)
+        raise _cannot_write(path, error) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if _pending is None:
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            raise _cannot_write(path, error) from None
     else:
         _pending.append((tmp, path))
 

@@ -64,19 +64,24 @@ def show(commit: str, path: str) -> str:
                           check=True).stdout  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("revs", nargs="+", help="git revisions or DVC experiment names")
-    parser.add_argument("--out", default="plots/loss_comparison.png")
-    args = parser.parse_args(argv)
+def loss_histories(revs: list[str]) -> dict[str, pd.DataFrame]:
+    """Each revision's `metrics/loss.csv`, labelled with its name and `train.epochs`."""
     runs = {}
-    for rev in args.revs:
+    for rev in revs:
         commit = resolve(rev)
         epochs = yaml.safe_load(show(commit, "params.yaml"))["train"]["epochs"]
         runs[f"{rev} ({epochs} epochs)"] = pd.read_csv(
             io.StringIO(show(commit, "metrics/loss.csv"))
         )
-    loss_comparison(runs, args.out)
+    return runs
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("revs", nargs="+", help="git revisions or DVC experiment names")
+    parser.add_argument("--out", default="plots/loss_comparison.png")
+    args = parser.parse_args(argv)
+    loss_comparison(loss_histories(args.revs), args.out)
     print(f"wrote {args.out}", file=sys.stderr)
 
 

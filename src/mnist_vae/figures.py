@@ -42,7 +42,7 @@ def save_figure(figure: plt.Figure, path: str | Path) -> None:
 def digit_grid(pixels: torch.Tensor, columns: int) -> np.ndarray:
     """Images (N, 784) in [0, 1] tiled `columns` wide, each framed by TILE_PADDING grey
     pixels, as an (H, W) array: torchvision's make_grid layout, without importing torchvision
-    (1.4 s of every stage's start-up)."""
+    (seconds of every stage's start-up, docs/speed.md)."""
     tiles = pixels.detach().float().cpu().reshape(-1, 28, 28).numpy()
     columns = min(columns, len(tiles))
     rows = math.ceil(len(tiles) / columns)

@@ -1,54 +1,21 @@
-"""Lower bounds on log p(x): the ELBO, and the importance-weighted bound (Burda et al. 2015).
+"""The importance-weighted bound on log p(x) (Burda et al. 2015), for `evaluate_likelihood`.
 
 log p(x) ≥ E[log (1/k) Σ_i p(x, z_i) / q(z_i | x)],  z_i ~ q(z | x).
 
-k = 1 is the ELBO (estimated with one sample instead of the analytic KL); the bound tightens
-as k grows. Samples are processed in chunks and combined with a running logsumexp, so k = 5000
-needs no more memory than k = 1000.
+k = 1 is the ELBO, estimated with one sample instead of the analytic KL that training's ELBO
+(`mnist_vae.training`) uses; the bound tightens as k grows. Samples are processed in chunks
+and combined with a running logsumexp, so k = 5000 needs no more memory than k = 1000.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-from mnist_vae.loops import EVAL_BATCH_SIZE
-from mnist_vae.model import VAE, loss_terms, reconstruction_nll
+from mnist_vae.model import VAE, reconstruction_nll
 
 LOG_2PI = math.log(2 * math.pi)
-
-
-@dataclass(frozen=True)
-class ElboTerms:
-    """Negative ELBO per image, in nats."""
-
-    recon: float
-    kl: float
-
-    @property
-    def loss(self) -> float:
-        return self.recon + self.kl
-
-
-def elbo_per_image(recon_sum: torch.Tensor, kl_sum: torch.Tensor, count: int) -> ElboTerms:
-    totals = torch.stack([recon_sum, kl_sum]).tolist()  # the one host sync
-    return ElboTerms(recon=totals[0] / count, kl=totals[1] / count)
-
-
-@torch.no_grad()
-def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> ElboTerms:
-    """One-sample estimate of the negative ELBO per image (z is sampled, as in training)."""
-    model.eval()
-    recon_sum = torch.zeros((), device=x.device)
-    kl_sum = torch.zeros((), device=x.device)
-    for batch in x.split(batch_size):
-        logits, mu, logvar = model(batch)
-        recon, kl = loss_terms(logits, batch, mu, logvar, model.likelihood)
-        recon_sum += recon.sum()
-        kl_sum += kl.sum()
-    return elbo_per_image(recon_sum, kl_sum, len(x))
 
 
 def _standard_normal_log_density(eps: torch.Tensor) -> torch.Tensor:

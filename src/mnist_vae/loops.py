@@ -19,8 +19,8 @@ class FusedAdam:
     Why not torch.optim.Adam itself: building the first `torch.optim` optimizer imports
     `torch._dynamo` (a second of start-up in each training stage), and its `step` and
     `zero_grad` bookkeeping add a quarter to a third to each fused update in our loops
-    (benchmarks/adam_step.py, docs/speed.md). The fused kernel itself matters more: the
-    per-tensor loop of the unfused default took a quarter of a CPU epoch in the profile.
+    (benchmarks/adam_step.py, docs/speed.md). The fused kernel replaces the unfused default's
+    loop over tensors with one pass.
     """
 
     def __init__(self, parameters: Iterable[torch.nn.Parameter], lr: float):

@@ -1,4 +1,4 @@
-"""The MNIST splits as tensors, loaded from the canonical IDX files (mnist_vae.idx)."""
+"""MNIST or Fashion-MNIST splits as tensors, loaded from the canonical IDX files (mnist_vae.idx)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnist_vae.idx import MNIST_FILES, DataError, raw_dir, read_idx
+from mnist_vae.idx import IDX_NAMES, DataError, raw_dir, read_idx
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,11 @@ class Split:
 
 
 def load_split(root: str | Path, split: str, dataset: str = "MNIST") -> Split:
-    """Read one split ('train' or 'test') and refuse anything not shaped like MNIST."""
+    """Read one split ('train' or 'test') and refuse anything not shaped like MNIST (28×28
+    images, one label 0-9 per image; Fashion-MNIST has the same shape)."""
     folder = raw_dir(root, dataset)
-    images_path = folder / MNIST_FILES[f"{split}_images"].name
-    labels_path = folder / MNIST_FILES[f"{split}_labels"].name
+    images_path = folder / IDX_NAMES[f"{split}_images"]
+    labels_path = folder / IDX_NAMES[f"{split}_labels"]
     for path in (images_path, labels_path):
         if not path.is_file():
             raise DataError(f"{path} is missing; run `dvc repro download` first")
@@ -44,7 +45,7 @@ def load_split(root: str | Path, split: str, dataset: str = "MNIST") -> Split:
     if len(labels) == 0:
         raise DataError(f"{images_path}: the {split} split is empty")
     if labels.max() > 9:
-        raise DataError(f"{labels_path}: labels must be digits 0-9, found {int(labels.max())}")
+        raise DataError(f"{labels_path}: labels must be classes 0-9, found {int(labels.max())}")
     return Split(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)))
 
 

@@ -1,9 +1,10 @@
 """`params.yaml`, typed once: one pydantic model per section, and errors a person can act on.
 
-Each stage asks for its own sections only, exactly the ones it declares under `params:` in
-dvc.yaml, so DVC reruns a stage when (and only when) those change; a mistake in a section is
-refused by the first stage that reads it, in one line: file, key path, what was expected, what
-was given, and the key you probably meant.
+Every stage checks the whole file before it does any work, so a mistake in any section stops
+the first stage that runs, whichever section that stage reads; each stage still declares only
+the sections it reads under `params:` in dvc.yaml, so DVC reruns a stage when (and only when)
+those change. A mistake is refused in one line: file, key path, what was expected, what was
+given, and the key you probably meant.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from mnist_vae.errors import UserError
 
 # The choices the package implements (tests check them against idx.DATASETS and
 # model.LIKELIHOODS); spelled here so reading params needs neither torch nor numpy.
-Dataset = Literal["MNIST", "FashionMNIST"]
+DatasetName = Literal["MNIST", "FashionMNIST"]
 Likelihood = Literal["bernoulli", "continuous_bernoulli"]
 
 
@@ -41,6 +42,7 @@ Device = Annotated[str, AfterValidator(_device)]
 
 Count = Annotated[int, Field(ge=1)]
 Seed = Annotated[int, Field(ge=0)]
+Index = Annotated[int, Field(ge=0)]
 Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Quantile = Annotated[float, Field(gt=0, lt=1)]
 
@@ -55,7 +57,7 @@ class Section(BaseModel):
 
 
 class Data(Section):
-    dataset: Dataset  # torchvision's names, which are also the folders under data/
+    dataset: DatasetName  # torchvision's names, which are also the folders under data/
     binarize: Literal["none", "dynamic"]
 
 
@@ -73,7 +75,7 @@ class Training(Section):
     seed: Seed
 
 
-class Classifier(Training):
+class ClassifierTraining(Training):
     hidden_dim: Count
 
 
@@ -98,8 +100,8 @@ class EvaluateLikelihood(Section):
 class Interpolate(Section):
     start_digit: Annotated[int, Field(ge=0, le=9)]
     end_digit: Annotated[int, Field(ge=0, le=9)]
-    start_index: Seed | None
-    end_index: Seed | None
+    start_index: Index | None
+    end_index: Index | None
     steps: Annotated[int, Field(ge=2)]
     grid_size: Annotated[int, Field(ge=2)]
     grid_low_quantile: Quantile
@@ -113,26 +115,24 @@ class Interpolate(Section):
 
 
 class Params(BaseModel):
-    """The sections a stage asked for; the others are None."""
+    """The whole file: every section, each checked."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    device: Device | None = None
-    data: Data | None = None
-    model: Model | None = None
-    train: Training | None = None
-    classifier: Classifier | None = None
-    evaluate: Evaluate | None = None
-    generate: Generate | None = None
-    evaluate_likelihood: EvaluateLikelihood | None = None
-    interpolate: Interpolate | None = None
+    device: Device
+    data: Data
+    model: Model
+    train: Training
+    classifier: ClassifierTraining
+    evaluate: Evaluate
+    generate: Generate
+    evaluate_likelihood: EvaluateLikelihood
+    interpolate: Interpolate
 
 
 SECTIONS = list(Params.model_fields)
 SECTION_MODELS: dict[str, type[Section]] = {
-    name: field.annotation.__args__[0]  # `Data | None` → Data
-    for name, field in Params.model_fields.items()
-    if name != "device"
+    name: field.annotation for name, field in Params.model_fields.items() if name != "device"
 }
 
 
@@ -204,20 +204,19 @@ def _message(error: dict, source: str) -> str:
     return f"{source}: {where}: {_expected(error)}, got {_describe(error['input'])}"
 
 
-def validate(raw: Any, sections: list[str], source: str = "params.yaml") -> Params:
-    """Check `sections` of an already-parsed params mapping; unknown top-level names are
-    refused whichever stage reads the file, so a typo in a section name is caught at once."""
+def validate(raw: Any, source: str = "params.yaml") -> Params:
+    """Check every section of an already-parsed params mapping; the first mistake is raised."""
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of sections, got {_describe(raw)}")
     for name in raw:
         if name not in SECTIONS:
             error = {"type": "extra_forbidden", "loc": (name,)}
             raise ParamsError(_message(error, source))
-    for name in sections:
+    for name in SECTIONS:
         if name not in raw:
             raise ParamsError(f"{source}: missing section '{name}'")
     try:
-        return Params.model_validate({name: raw[name] for name in sections})
+        return Params.model_validate(raw)
     except ValidationError as error:
         errors = error.errors(include_url=False)
         # A typo (`epoch:`) is both an unknown key and a missing one: name the typo.
@@ -225,7 +224,7 @@ def validate(raw: Any, sections: list[str], source: str = "params.yaml") -> Para
         raise ParamsError(_message(first, source)) from None
 
 
-def load_params(sections: list[str], path: str | Path = "params.yaml") -> Params:
+def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     try:
         text = path.read_text()
@@ -235,4 +234,4 @@ def load_params(sections: list[str], path: str | Path = "params.yaml") -> Params
         raw = yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader: plain data only
     except yaml.YAMLError as error:
         raise ParamsError(f"{path}: not valid YAML: {error}") from None
-    return validate(raw, sections, source=str(path))
+    return validate(raw, source=str(path))

@@ -82,10 +82,10 @@ def describe_device(device: torch.device) -> str:
     return device.type
 
 
-def stage_setup(sections: list[str]) -> tuple[Params, torch.device]:
-    """A computing stage's params (its `sections` plus `device`), and the device they name,
-    with the CPU threads set to every core this process may use."""
-    params = load_params(["device", *sections])
+def stage_setup() -> tuple[Params, torch.device]:
+    """A computing stage's params (the whole file, checked) and the device they name, with the
+    CPU threads set to every core this process may use."""
+    params = load_params()
     device = resolve_device(params.device)
     configure_threads()
     return params, device

@@ -4,12 +4,21 @@
     python -m mnist_vae.study collect  # experiments -> runs.csv, curves.csv, then tabulate
     python -m mnist_vae.study tables   # runs.csv, curves.csv -> summary tables and figure
 
+    python -m mnist_vae.study run --worker 2/3         # on each of 3 machines, its share
+    python -m mnist_vae.study collect --remote origin  # anywhere: pull every share, tabulate
+
 Every run is a DVC experiment of the committed pipeline (`dvc exp run --queue`, then DVC's
-own queue worker), named `study-<architecture>-e<epochs>-s<seed>`; everything not varied
-keeps its value in params.yaml. `run` skips experiments that already exist for this commit,
-so an interrupted study resumes. `collect` reads params and metrics from `dvc exp show
---json` and each run's loss curve from the experiment's commit (metrics are tracked by git),
-and writes one row per run; the tables and the figure follow from those files alone.
+own queue worker, `dvc queue start`), named `study-<architecture>-e<epochs>-s<seed>`;
+everything not varied keeps its value in params.yaml. `run` skips experiments that already
+exist for this commit, and leaves those still on the queue where they are, so an interrupted
+study resumes. `collect` reads params and metrics from `dvc exp show --json` and each run's
+loss curve from the experiment's commit (metrics are tracked by git), and writes one row per
+run; the tables and the figure follow from those files alone.
+
+On several machines, each runs a disjoint share (`--worker K/N`) of the same study on the same
+commit, which must be on the git remote. Each finished experiment is pushed at once with `dvc
+exp push`: its git ref to the git remote, its cached outputs (models) to the default DVC
+remote, so a machine that stops loses at most the experiment it was running.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ import io
 import json
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -38,54 +49,205 @@ SEEDS = (1, 2, 3, 4, 5)
 PAIRS = tuple(pair_name(*pair) for pair in REPORT_PAIRS_BOTH_WAYS)
 METRICS = ("test_loss", "misread_share", *PAIRS, "iwae")  # runs.csv's measured columns
 OUT = Path("docs/study")
+# What the pipeline itself rewrites: a workspace changed only there still runs the committed
+# pipeline (an experiment regenerates them). Anything else changed is refused.
+PIPELINE_OUTPUTS = ("dvc.lock", "data", "models", "metrics", "plots")
+NO_DVC_REMOTE = (
+    "no default DVC remote: experiments pushed without one arrive without their models; "
+    "add one with `dvc remote add -d NAME URL` (README: Share results)"
+)
 
 
 def experiment_name(architecture: str, epochs: int, seed: int) -> str:
     return f"study-{architecture}-e{epochs}-s{seed}"
 
 
+def plan(epochs: tuple[int, ...], seeds: tuple[int, ...]) -> list[str]:
+    """Every experiment of the study, in the order they are dealt to workers: shortest
+    training first, so each worker gets its part of every length."""
+    return [experiment_name(architecture, count, seed)
+            for count in sorted(epochs) for architecture in ARCHITECTURES for seed in seeds]  # fmt: skip
+
+
+def worker_of(names: list[str], name: str, workers: int) -> int:
+    """The worker (1..workers) whose share holds `name`: experiments are dealt in turn."""
+    return names.index(name) % workers + 1
+
+
+def parse_worker(text: str) -> tuple[int, int]:
+    worker, _, workers = text.partition("/")
+    if not (worker.isdigit() and workers.isdigit() and 1 <= int(worker) <= int(workers)):
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, e.g. 2/3; got {text!r}")
+    return int(worker), int(workers)
+
+
+def run_tool(*command: str) -> str:
+    """A git or dvc command's output; its failure stops the study with its last line."""
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        said = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
+        raise SystemExit(f"error: `{' '.join(command[:3])}` failed: {said}")
+    return result.stdout
+
+
 def dvc(*args: str) -> str:
-    return subprocess.run(["dvc", *args], capture_output=True, text=True, check=True).stdout
+    return run_tool("dvc", *args)
+
+
+def git(*args: str) -> str:
+    return run_tool("git", *args)
+
+
+def head() -> str:
+    return git("rev-parse", "HEAD").strip()
+
+
+def exp_refs(commit: str) -> str:
+    """Where git keeps a commit's experiments (DVC's layout)."""
+    return f"refs/exps/{commit[:2]}/{commit[2:]}/"
+
+
+def finished(commit: str, remote: str | None = None) -> dict[str, str]:
+    """Name -> git ref of the commit's finished experiments, here or on a git remote."""
+    prefix = exp_refs(commit)
+    if remote is None:
+        refs = git("for-each-ref", "--format=%(refname)", prefix).split()
+    else:
+        refs = [line.split()[1] for line in git("ls-remote", remote, f"{prefix}*").splitlines()]
+    return {ref.removeprefix(prefix): ref for ref in refs if ref.startswith(prefix)}
 
 
 def experiments(baseline: str = "HEAD") -> list[dict]:
-    """The finished experiments of a commit as `dvc exp show --json` gives them (name, rev,
-    data)."""
+    """The experiments of a commit as `dvc exp show --json` gives them (name, rev, data), each
+    with its queue state: 'queued', 'running', 'failed', or 'done'."""
     shown = json.loads(dvc("exp", "show", "--json", "--rev", baseline))
     commit = next(entry for entry in shown if entry["rev"] != "workspace")
     found = []
     for branch in commit.get("experiments") or []:
+        state = (branch.get("executor") or {}).get("state") or "done"
         for exp in branch["revs"]:
-            if exp.get("data") and not exp.get("error") and exp["data"].get("metrics"):
-                found.append(exp)
+            if exp.get("data") and not exp.get("error"):
+                found.append({**exp, "state": "done" if state == "success" else state})
     return found
 
 
-def run(epochs: tuple[int, ...], seeds: tuple[int, ...]) -> None:
-    """Queue every study experiment this commit lacks and run the queue to its end."""
-    done = {exp["name"] for exp in experiments()}
+def refuse_a_changed_workspace(out: Path) -> None:
+    """The study is of the committed pipeline: a change to its code or params is refused."""
+    root = Path(git("rev-parse", "--show-toplevel").strip())
+    keep = [f":(exclude,top){path}" for path in PIPELINE_OUTPUTS]
+    if out.resolve().is_relative_to(root.resolve()):  # the study's own tables, rewritten
+        keep.append(f":(exclude,top){out.resolve().relative_to(root.resolve()).as_posix()}")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ":/", *keep).split("\n")
+    if changed := [line[3:] for line in changed if line.strip()]:
+        raise SystemExit(f"error: the workspace changes {changed[0]} (and {len(changed) - 1} "
+                         "more): the study runs the committed pipeline; commit or stash first")  # fmt: skip
+
+
+def refuse_what_cannot_be_shared(remote: str, commit: str) -> None:
+    """Pushed experiments must apply elsewhere: a DVC remote for their models, and their
+    commit on the git remote for every worker and for `collect`."""
+    if not dvc("config", "core.remote").strip():
+        raise SystemExit(f"error: {NO_DVC_REMOTE}")
+    git("fetch", "--quiet", remote)
+    if not git("branch", "--remotes", "--contains", commit, "--list", f"{remote}/*").strip():
+        raise SystemExit(f"error: commit {commit[:7]} is not on the git remote {remote!r}: "
+                         f"`git push {remote} HEAD` first, then run every worker on it")  # fmt: skip
+
+
+def push(remote: str, ref: str) -> None:
+    dvc("exp", "push", remote, ref)  # the git ref, and the cached outputs to the DVC remote
+    print(f"pushed {ref.rsplit('/', 1)[-1]} to {remote}", file=sys.stderr)
+
+
+def run(names: list[str], out: Path, remote: str | None = None) -> None:
+    """Queue the experiments of `names` this commit lacks, run DVC's queue, and, with a
+    remote, push each one as it finishes."""
+    refuse_a_changed_workspace(out)
+    commit = head()
+    if remote:
+        refuse_what_cannot_be_shared(remote, commit)
+        elsewhere = finished(commit, remote)
+    else:
+        elsewhere = {}
+    here = finished(commit)
+    pending = {exp["name"] for exp in experiments() if exp["state"] in ("queued", "running")}
     queued = 0
-    for architecture, sigmoid in ARCHITECTURES.items():
-        for count in epochs:
-            for seed in seeds:
-                name = experiment_name(architecture, count, seed)
-                if name in done:
-                    continue
-                dvc("exp", "run", "--queue", "--name", name,
-                    "-S", f"model.sigmoid_latent={str(sigmoid).lower()}",
-                    "-S", f"train.epochs={count}", "-S", f"train.seed={seed}")  # fmt: skip
-                queued += 1
-    print(f"queued {queued} experiments, {len(done)} already done", file=sys.stderr)
-    if queued:
-        # One worker: two cores gain nothing from a second, and `-j` above 1 can race.
-        subprocess.run(["dvc", "exp", "run", "--run-all", "--jobs", "1"], check=True)
+    for name in names:
+        if name in here or name in elsewhere or name in pending:
+            continue
+        architecture, epochs, seed = name.removeprefix("study-").rsplit("-", 2)
+        dvc("exp", "run", "--queue", "--name", name,
+            "-S", f"model.sigmoid_latent={str(ARCHITECTURES[architecture]).lower()}",
+            "-S", f"train.epochs={epochs[1:]}", "-S", f"train.seed={seed[1:]}")  # fmt: skip
+        queued += 1
+    done = len([name for name in names if name in here or name in elsewhere])
+    print(f"queued {queued} experiments, {done} already done, "
+          f"{len([n for n in names if n in pending])} still on the queue", file=sys.stderr)  # fmt: skip
+    if remote:  # finished here before an interruption, but not pushed yet
+        for name in names:
+            if name in here and name not in elsewhere:
+                push(remote, here[name])
+    waiting = [name for name in names if name not in here and name not in elsewhere]
+    if waiting:
+        start_queue()
+        print("DVC's queue runs them (`dvc queue status`; it goes on if this is stopped)",
+              file=sys.stderr)  # fmt: skip
+        wait(waiting, commit, remote)
 
 
-def collect(epochs: tuple[int, ...], seeds: tuple[int, ...], out: Path, baseline: str) -> None:
-    """One row per study experiment (runs.csv) and every epoch of each run (curves.csv)."""
+def start_queue() -> None:
+    """`dvc queue start` with one worker: two cores gain nothing from a second, and `-j` above
+    1 can race. Its output goes to a file: the worker it leaves running holds it open, and
+    would keep a pipe open until the queue is empty."""
+    with tempfile.TemporaryFile("w+") as said:
+        command = ["dvc", "queue", "start", "--jobs", "1"]
+        if subprocess.run(command, stdout=said, stderr=subprocess.STDOUT).returncode != 0:
+            said.seek(0)
+            last = (said.read().strip() or "no output").splitlines()[-1]
+            raise SystemExit(f"error: `dvc queue start` failed: {last}")
+
+
+def wait(names: list[str], commit: str, remote: str | None) -> None:
+    """Until every experiment of `names` has finished (pushing each, with a remote), or the
+    queue holds none of the rest (they failed)."""
+    left, checked = list(names), time.monotonic()
+    while left:
+        time.sleep(2)
+        here = finished(commit)
+        for name in [name for name in left if name in here]:
+            left.remove(name)
+            if remote:
+                push(remote, here[name])
+        if left and time.monotonic() - checked > 15:  # `dvc exp show` costs a second of CPU
+            checked = time.monotonic()
+            states = {exp["name"]: exp["state"] for exp in experiments()}
+            on_queue = any(states.get(name) in ("queued", "running") for name in left)
+            # Read the refs again: one may have finished since they were last read.
+            if not on_queue and (failed := [name for name in left if name not in finished(commit)]):
+                raise SystemExit(f"error: {len(failed)} experiments failed, e.g. {failed[0]}: "
+                                 f"`dvc queue logs {failed[0]}` says why")  # fmt: skip
+
+
+def pull(remote: str, names: list[str], baseline: str) -> None:
+    """Fetch the study's experiments of `baseline` that are on the git remote and not here,
+    with their cached outputs from the default DVC remote."""
+    if not dvc("config", "core.remote").strip():
+        raise SystemExit(f"error: {NO_DVC_REMOTE}")
+    commit = git("rev-parse", baseline).strip()
+    here = finished(commit)
+    refs = [
+        ref for name, ref in finished(commit, remote).items() if name in names and name not in here
+    ]
+    if refs:
+        dvc("exp", "pull", remote, *refs)
+    print(f"pulled {len(refs)} experiments from {remote}", file=sys.stderr)
+
+
+def collect(names: list[str], out: Path, baseline: str, workers: int = 1) -> None:
+    """One row per experiment of `names` (runs.csv) and every epoch of each run (curves.csv)."""
     rows, curves = [], []
     for exp in experiments(baseline):
-        if not exp["name"].startswith("study-"):
+        if exp["name"] not in names or exp["state"] != "done":
             continue
         params = exp["data"]["params"]["params.yaml"]["data"]
         metrics = {path: found["data"] for path, found in exp["data"]["metrics"].items()}
@@ -112,11 +274,13 @@ def collect(epochs: tuple[int, ...], seeds: tuple[int, ...], out: Path, baseline
         )
         history = pd.read_csv(io.StringIO(show(exp["rev"], "metrics/loss.csv")))
         curves.append(history.assign(**key))
-    expected = {experiment_name(a, e, s) for a in ARCHITECTURES for e in epochs for s in seeds}
     found = {experiment_name(row["architecture"], row["epochs"], row["seed"]) for row in rows}
-    if missing := sorted(expected - found):
-        raise SystemExit(f"error: {len(missing)} study experiments missing, e.g. {missing[0]}; "
-                         "run `make study` (it resumes)")  # fmt: skip
+    if missing := [name for name in names if name not in found]:
+        where = ", ".join(f"{name} (worker {worker_of(names, name, workers)}/{workers})"
+                          for name in missing)  # fmt: skip
+        again = "`make study` (it resumes)" if workers == 1 else "each worker's share again"
+        raise SystemExit(f"error: {len(missing)} of {len(names)} study experiments missing: "
+                         f"{where}; run {again}")  # fmt: skip
     runs = pd.DataFrame(rows).sort_values(["architecture", "epochs", "seed"], ignore_index=True)
     curves = pd.concat(curves)[
         ["architecture", "epochs", "seed", "epoch", "train_loss", "test_loss"]
@@ -281,12 +445,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--baseline", default="HEAD", help="the commit whose experiments to collect"
     )
+    parser.add_argument("--worker", type=parse_worker, metavar="K/N",
+                        help="run: run the K-th of N disjoint shares, pushing each experiment")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="collect: the number of shares, to say where a missing run belongs")  # fmt: skip
+    parser.add_argument("--remote", metavar="GIT_REMOTE",
+                        help="run: push each experiment there (default with --worker: origin); "
+                        "collect: pull the study from there first")  # fmt: skip
     args = parser.parse_args(argv)
-    epochs, seeds = tuple(args.epochs), tuple(args.seeds)
+    names = plan(tuple(args.epochs), tuple(args.seeds))
     if args.step == "run":
-        run(epochs, seeds)
+        if args.worker is None:
+            run(names, args.out, args.remote)
+        else:
+            worker, workers = args.worker
+            share = [name for name in names if worker_of(names, name, workers) == worker]
+            run(share, args.out, args.remote or "origin")
+            print(f"worker {worker}/{workers}: its {len(share)} experiments are done and pushed; "
+                  f"collect them all with `python -m mnist_vae.study collect --remote "
+                  f"{args.remote or 'origin'} --workers {workers}`", file=sys.stderr)  # fmt: skip
+            return
+    if args.step == "collect" and args.remote:
+        pull(args.remote, names, args.baseline)
     if args.step in ("run", "collect"):
-        collect(epochs, seeds, args.out, args.baseline)
+        collect(names, args.out, args.baseline, args.workers)
     tables(args.out)
     print(f"wrote {args.out}/", file=sys.stderr)
 

@@ -1,4 +1,5 @@
-"""The training loop, over data held in memory on the training device.
+"""The training loop, over data held in memory on the training device, and the negative ELBO
+it minimises and reports per epoch.
 
 MNIST is small enough to live on the device as one tensor, so each epoch is a seeded index
 permutation plus slicing: no DataLoader, no per-image Python, no PIL. Losses are summed on the
@@ -10,12 +11,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from mnist_vae.errors import UserError
-from mnist_vae.likelihood import ElboTerms, elbo_per_image, evaluate_elbo
-from mnist_vae.loops import FusedAdam, shuffled_batches
+from mnist_vae.loops import EVAL_BATCH_SIZE, FusedAdam, shuffled_batches
 from mnist_vae.model import VAE, loss_terms
 from mnist_vae.runtime import synchronize
 
@@ -32,6 +33,37 @@ LOSS_COLUMNS = [
 
 class TrainingDiverged(UserError, RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class ElboTerms:
+    """Negative ELBO per image, in nats."""
+
+    recon: float
+    kl: float
+
+    @property
+    def loss(self) -> float:
+        return self.recon + self.kl
+
+
+def elbo_per_image(recon_sum: torch.Tensor, kl_sum: torch.Tensor, count: int) -> ElboTerms:
+    totals = torch.stack([recon_sum, kl_sum]).tolist()  # the one host sync
+    return ElboTerms(recon=totals[0] / count, kl=totals[1] / count)
+
+
+@torch.no_grad()
+def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> ElboTerms:
+    """One-sample estimate of the negative ELBO per image (z is sampled, as in training)."""
+    model.eval()
+    recon_sum = torch.zeros((), device=x.device)
+    kl_sum = torch.zeros((), device=x.device)
+    for batch in x.split(batch_size):
+        logits, mu, logvar = model(batch)
+        recon, kl = loss_terms(logits, batch, mu, logvar, model.likelihood)
+        recon_sum += recon.sum()
+        kl_sum += kl.sum()
+    return elbo_per_image(recon_sum, kl_sum, len(x))
 
 
 def train_epoch(

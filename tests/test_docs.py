@@ -1,0 +1,144 @@
+"""Tables in README and docs/ against the committed files they come from, cell by cell: a
+figure in the wrong row or column fails, with or without a ± in it."""
+
+import json
+import re
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STUDY = (REPO_ROOT / "docs" / "study" / "summary.md").read_text()
+
+
+def markdown_tables(text: str) -> list[list[list[str]]]:
+    """Every table of a markdown text as rows of stripped cells, the header first (the
+    `| --- |` line left out)."""
+    tables, current = [], []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if not all(re.fullmatch(r":?-+:?", cell) for cell in cells):
+                current.append(cells)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def table_with(text: str, header: list[str]) -> list[dict[str, str]]:
+    """The one table of `text` whose header starts with `header`, as one dict per row."""
+    found = [t for t in markdown_tables(text) if t[0][: len(header)] == header]
+    assert len(found) == 1, header
+    head, *rows = found[0]
+    return [dict(zip(head, row, strict=True)) for row in rows]
+
+
+def _figure(cell: str) -> str:
+    return cell.replace("−", "-")
+
+
+def _study_rows() -> dict[tuple[str, str], dict[str, str]]:
+    return {(r["architecture"], r["epochs"]): r for r in table_with(STUDY, ["architecture"])}
+
+
+def test_markdown_tables_are_read_row_by_row():
+    text = (
+        "intro\n\n| a | b |\n| --- | --- |\n| 1 | 2 ± 3 |\n|  | x |\n\ntext\n| c |\n| - |\n| 4 |\n"
+    )
+    assert markdown_tables(text) == [[["a", "b"], ["1", "2 ± 3"], ["", "x"]], [["c"], ["4"]]]
+    assert table_with(text, ["a"]) == [{"a": "1", "b": "2 ± 3"}, {"a": "", "b": "x"}]
+
+
+def test_the_study_tables_in_docs_are_the_generated_ones_cell_by_cell():
+    generated = _study_rows()
+    doc = (REPO_ROOT / "docs" / "study.md").read_text()
+    rows = table_with(doc, ["architecture", "epochs"])
+    assert {(r["architecture"], r["epochs"]) for r in rows} == set(generated)
+    for row in rows:
+        source = generated[(row["architecture"], row["epochs"])]
+        for column, cell in row.items():
+            assert _figure(cell) == source[column], (row["architecture"], row["epochs"], column)
+    costs = {r["epochs"]: r for r in table_with(STUDY, ["epochs", "cost (nats)"])}
+    for row in table_with(doc, ["epochs", "cost (nats)"]):
+        assert row["cost (nats)"] == costs[row["epochs"]]["cost (nats)"], row
+
+
+# README's "What came out": its rows are the study's columns, its columns the epoch counts.
+README_ROWS = {
+    "test loss": ("report (sigmoid on z)", "test loss (nats)"),
+    "reconstructions the classifier reads as another digit": (
+        "report (sigmoid on z)",
+        "read as another digit",
+    ),
+    "3 → 8": ("report (sigmoid on z)", "3 → 8"),
+    "5 → 8": ("report (sigmoid on z)", "5 → 8"),
+    "4 → 9": ("report (sigmoid on z)", "4 → 9"),
+    "log-likelihood bound, k = 5000": ("report (sigmoid on z)", "IWAE bound, k = 5000"),
+    "test loss of the standard VAE (no sigmoid on z)": ("standard VAE", "test loss (nats)"),
+}
+
+
+def test_the_readme_table_is_the_generated_study_cell_by_cell():
+    generated = _study_rows()
+    rows = table_with((REPO_ROOT / "README.md").read_text(), ["", "the report"])
+    assert [row[""] for row in rows] == list(README_ROWS)
+    for row in rows:
+        architecture, column = README_ROWS[row[""]]
+        for epochs in ("10", "100"):
+            cell = _figure(row[f"{epochs} epochs"])
+            gain = re.fullmatch(
+                r"(.+) \((.+) lower\)", cell
+            )  # "153.93 ± 1.39 (6.38 ± 0.86 % lower)"
+            if gain:
+                cell = gain[1]
+                assert gain[2] == generated[(architecture, epochs)]["gain 10 → 100 epochs"]
+            assert cell == generated[(architecture, epochs)][column], (row[""], epochs)
+
+
+def test_every_spread_quoted_in_prose_is_in_the_generated_tables():
+    """Figures outside tables cannot be placed by row and column; each must at least be one of
+    the study's."""
+    quoted = 0
+    for doc in (REPO_ROOT / "README.md", REPO_ROOT / "docs" / "study.md"):
+        prose = "\n".join(line for line in doc.read_text().splitlines() if not line.startswith("|"))
+        for figure in re.findall(r"[−-]?\d+\.\d+ ± \d+\.\d+(?: %)?", prose):
+            assert _figure(figure) in STUDY, f"{doc.name}: {figure}"
+            quoted += 1
+    assert quoted >= 5
+
+
+def test_the_pipeline_timing_table_is_the_benchmarks_file():
+    measured = json.loads((REPO_ROOT / "benchmarks/results/cpu-2cores/pipeline.json").read_text())
+    medians = {row["step"]: row for row in measured["medians"]}
+    rows = table_with((REPO_ROOT / "docs" / "speed.md").read_text(), ["step", "seconds"])
+    assert [row["step"].strip("`") for row in rows] == list(medians)
+    for row in rows:
+        source = medians[row["step"].strip("`")]
+        assert float(row["seconds"]) == source["after_seconds"], row
+        assert float(row["peak RSS (MB)"]) == source["after_peak_rss_mb"], row
+        startup = source.get("after_startup_seconds")
+        assert row["start-up"] == ("" if startup is None else f"{startup:.2f}"), row
+
+
+def test_the_kernel_settings_table_is_the_benchmarks_file():
+    measured = json.loads(
+        (REPO_ROOT / "benchmarks/results/cpu-2cores/kernel-settings.json").read_text()
+    )
+    by_setting = {row["setting"]: row for row in measured["rows"]}
+    doc = (REPO_ROOT / "docs" / "reproducibility.md").read_text()
+    for row in table_with(doc, ["setting", "model after 2 epochs"]):
+        # a row may name several settings: "`A`, `B` or `C` (why)"
+        names = re.findall(r"`([^`]+)`", row["setting"]) or [row["setting"]]
+        sources = [by_setting[name] for name in names]
+        seconds = sorted(source["fit_seconds"] for source in sources)
+        expected_time = (
+            f"{seconds[0]} s" if seconds[0] == seconds[-1] else (f"{seconds[0]}–{seconds[-1]} s")
+        )
+        assert row["time"] == expected_time, row
+        for source in sources:
+            assert float(row["test loss"]) == source["test_loss"], row
+            expected_bits = (
+                "reference"
+                if source["setting"] == "default"
+                else ("identical bits" if source["same_bits_as_default"] else "different")
+            )
+            assert row["model after 2 epochs"] == expected_bits, row
