@@ -218,8 +218,9 @@ def test_the_page_draws_the_models_digits_under_pointer_touch_keys_and_clicks(
     # A nearest test image, clicked, is an end at its posterior mean; a third end starts anew.
     shown = page.state("nearest")[0]
     box = browser.evaluate(
-        "(({left, top, width, height}) => [left + width / 2, top + height / 2])"
-        "(document.querySelector('#nearest canvas').getBoundingClientRect())"
+        "(c => { c.scrollIntoView({block: 'center'}); const r = c.getBoundingClientRect();"
+        " return [r.left + r.width / 2, r.top + r.height / 2]; })"
+        "(document.querySelector('#nearest canvas'))"
     )
     browser.click(*box)
     assert page.state("ends") == [pytest.approx(page.means[shown].tolist(), abs=1e-12)]
