@@ -19,14 +19,13 @@ default params), and the pointer half-way between them.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 from pathlib import Path
 
 from chromium import Chromium, find_chromium  # this folder, as `python benchmarks/...` runs it
 
 from mnist_vae.atomic import write_bytes, write_json
-from mnist_vae.runtime import cpu_info, usable_cores
+from mnist_vae.machine import describe
 
 REPO = Path(__file__).resolve().parents[1]
 READY = "window.explorer && document.readyState === 'complete'"
@@ -44,12 +43,6 @@ TIMED = """(() => {
   }
   return perBatch;
 })()"""
-
-
-def machine() -> str:
-    """As the other benchmarks name it (train_speed.machine), without importing torch here."""
-    model = cpu_info().get("model name") or platform.processor() or platform.machine()
-    return f"{model}, {usable_cores()} cores, {platform.machine()}"
 
 
 def timed(browser: Chromium, call: str, batches: int) -> list[float]:
@@ -87,7 +80,7 @@ def main() -> None:
             write_bytes(args.screenshot, browser.screenshot())
 
     result = {
-        "machine": machine(),
+        "machine": describe("cpu"),
         "browser": f"{version}, headless",
         "page": str(page.relative_to(REPO) if page.is_relative_to(REPO) else page),
         "page_bytes": page.stat().st_size,
