@@ -17,7 +17,7 @@ from mnist_vae.runtime import configure_threads
 def main() -> None:
     # On the CPU, whatever `device` says: the page decodes in a browser, and a GPU would only
     # make its posterior means differ in the last bits from machine to machine.
-    params = load_params(["data", "model", "interpolate"])
+    params = load_params()
     configure_threads()
     vae = load_model("models/vae.pt", VAE, expected=params.model.model_dump())
     dataset = DATASETS[params.data.dataset]
