@@ -3,10 +3,11 @@ figure in the wrong row or column fails, with or without a ± in it."""
 
 import json
 import re
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-STUDY = (REPO_ROOT / "docs" / "study" / "summary.md").read_text()
+from conftest import REPO_ROOT, committed
+
+# Sources as committed: `make study` and the benchmarks rewrite their workspace copies.
+STUDY = committed("docs/study/summary.md").decode()
 
 
 def markdown_tables(text: str) -> list[list[list[str]]]:
@@ -107,7 +108,7 @@ def test_every_spread_quoted_in_prose_is_in_the_generated_tables():
 
 
 def test_the_pipeline_timing_table_is_the_benchmarks_file():
-    measured = json.loads((REPO_ROOT / "benchmarks/results/cpu-2cores/pipeline.json").read_text())
+    measured = json.loads(committed("benchmarks/results/cpu-2cores/pipeline.json"))
     medians = {row["step"]: row for row in measured["medians"]}
     rows = table_with((REPO_ROOT / "docs" / "speed.md").read_text(), ["step", "seconds"])
     assert [row["step"].strip("`") for row in rows] == list(medians)
@@ -120,9 +121,7 @@ def test_the_pipeline_timing_table_is_the_benchmarks_file():
 
 
 def test_the_kernel_settings_table_is_the_benchmarks_file():
-    measured = json.loads(
-        (REPO_ROOT / "benchmarks/results/cpu-2cores/kernel-settings.json").read_text()
-    )
+    measured = json.loads(committed("benchmarks/results/cpu-2cores/kernel-settings.json"))
     by_setting = {row["setting"]: row for row in measured["rows"]}
     doc = (REPO_ROOT / "docs" / "reproducibility.md").read_text()
     for row in table_with(doc, ["setting", "model after 2 epochs"]):
@@ -142,3 +141,32 @@ def test_the_kernel_settings_table_is_the_benchmarks_file():
                 else ("identical bits" if source["same_bits_as_default"] else "different")
             )
             assert row["model after 2 epochs"] == expected_bits, row
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        flat |= (
+            _flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value}
+        )
+    return flat
+
+
+def test_the_two_cpus_table_is_the_two_committed_runs():
+    doc = (REPO_ROOT / "docs" / "reproducibility.md").read_text()
+    rows = table_with(doc, ["metric", "AMD EPYC", "Intel Xeon"])
+    assert len(rows) >= 5
+    for row in rows:
+        name, key = re.fullmatch(r"`(\w+\.json)` (\S+)", row["metric"]).groups()
+        for column, folder in (
+            ("AMD EPYC", "docs/results/epochs-10/metrics"),
+            ("Intel Xeon", "metrics"),
+        ):
+            value = _flat(json.loads(committed(f"{folder}/{name}")))[key]
+            assert float(row[column]) == value, (row["metric"], column)
+
+
+def test_readme_quotes_the_committed_classifier_accuracy():
+    quoted = re.search(r"([\d.]+) % accuracy \(`metrics/classifier.json`\)", (REPO_ROOT / "README.md").read_text())  # fmt: skip
+    accuracy = json.loads(committed("metrics/classifier.json"))["accuracy"]
+    assert float(quoted.group(1)) == round(100 * accuracy, 2)
