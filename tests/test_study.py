@@ -267,22 +267,23 @@ def _study_run(runs: pd.DataFrame, epochs: int, seed: int) -> pd.Series:
 
 
 def test_the_study_ran_the_committed_pipeline():
-    """The study's 100-epoch seed-1 run of the report's model is docs/results/epochs-100, and
-    its run at the committed params is the committed pipeline result: exactly where both came
-    from the same machine, else within the reproduction check's tolerances (a loss moves by
-    about 0.1 nats on another CPU, docs/reproducibility.md)."""
+    """The study's seed-1 runs of the report's model are docs/results/epochs-10 and -100, and
+    its run at the committed params agrees with the committed pipeline result within the
+    reproduction check's tolerances (the two may come from different CPUs, whose losses differ
+    by about 0.1 nats: docs/reproducibility.md)."""
     runs = pd.read_csv(io.BytesIO(committed(f"{COMMITTED}/runs.csv")))
     runs = runs.set_index(["architecture", "epochs", "seed"])
     params = yaml.safe_load(committed("params.yaml"))
     assert params["model"]["sigmoid_latent"] is True
     seed = params["train"]["seed"]
 
-    row = _study_run(runs, 100, seed)
-    metrics = "docs/results/epochs-100/metrics"
-    assert row["test_loss"] == _committed_json(f"{metrics}/train.json")["test_loss"]
-    assert row["misread_share"] == _committed_json(f"{metrics}/eval.json")["misread_share"]
-    bounds = _committed_json(f"{metrics}/likelihood.json")["iwae"]
-    assert row["iwae"] == bounds[f"k{int(row['iwae_k'])}"]
+    for epochs in (params["train"]["epochs"], 100):
+        row = _study_run(runs, epochs, seed)
+        metrics = f"docs/results/epochs-{epochs}/metrics"
+        assert row["test_loss"] == _committed_json(f"{metrics}/train.json")["test_loss"]
+        assert row["misread_share"] == _committed_json(f"{metrics}/eval.json")["misread_share"]
+        bounds = _committed_json(f"{metrics}/likelihood.json")["iwae"]
+        assert row["iwae"] == bounds[f"k{int(row['iwae_k'])}"]
 
     row = _study_run(runs, params["train"]["epochs"], seed)
     tolerances = check_module().TOLERANCES
