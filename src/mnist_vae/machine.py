@@ -2,11 +2,10 @@
 
 Two runs of the pipeline with the same params and seed give the same bytes only where all of
 `BIT_FIELDS` agree: the CPU and its instruction set pick the matrix-multiply kernels, the
-library versions pick the code (matplotlib also writes its version into every PNG), and
-`MKL_CBWR` or torch's CPU-capability override change the kernels on the same CPU
-(docs/reproducibility.md). The number of cores is recorded for the benchmarks' timings but is
-not among them: one thread and two train the same bits (benchmarks/results/cpu-2cores/
-kernel-settings.json).
+library versions pick the code (matplotlib also writes its version into every PNG), `MKL_CBWR`
+or torch's CPU-capability override change the kernels on the same CPU, and the number of cores
+sets the stages' threads, which on some CPUs changes the bits too (docs/reproducibility.md,
+docs/study.md).
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ BIT_FIELDS = (
     *LIBRARIES,
     *SETTINGS,
     "device",
+    "cores",
 )
 
 
@@ -43,7 +43,7 @@ def _version(distribution: str) -> str:
 
 
 def describe(device: str = "cpu") -> dict[str, str | int]:
-    """This machine, as `BIT_FIELDS` plus `cores`; `device` as `runtime.describe_device` names
+    """This machine, as `BIT_FIELDS`; `device` as `runtime.describe_device` names
     the device the work ran on ('cpu', 'mps', 'cuda:0 (NVIDIA H100 80GB HBM3)')."""
     info = cpu_info()  # Linux; elsewhere the platform module's names
     return {
