@@ -170,3 +170,65 @@ def test_readme_quotes_the_committed_classifier_accuracy():
     quoted = re.search(r"([\d.]+) % accuracy \(`metrics/classifier.json`\)", (REPO_ROOT / "README.md").read_text())  # fmt: skip
     accuracy = json.loads(committed("metrics/classifier.json"))["accuracy"]
     assert float(quoted.group(1)) == round(100 * accuracy, 2)
+
+
+def _number(cell: str) -> float:
+    """'−133.37', '+3074.23', '20.3 %' → the number (a percentage as written)."""
+    return float(cell.replace("−", "-").replace("+", "").replace("%", "").strip())
+
+
+def _metrics(folder: str) -> dict:
+    files = ("train.json", "likelihood.json", "eval.json", "classifier.json")
+    return {k: v for name in files for k, v in _flat(json.loads(committed(f"{folder}/{name}"))).items()}  # fmt: skip
+
+
+def _agrees(cell: str, value: float, percent: bool = False) -> bool:
+    written = _number(cell)
+    decimals = len(cell.split(".")[1].split()[0]) if "." in cell else 0
+    return written == round(100 * value if percent else value, decimals)
+
+
+def test_the_latent_size_table_is_the_committed_runs():
+    doc = (REPO_ROOT / "docs" / "experiments.md").read_text()
+    rows = table_with(doc, ["latent size"])
+    assert [row["latent size"] for row in rows] == ["2 (default)", "5", "10", "20"]
+    for row in rows:
+        size = row["latent size"].split()[0]
+        run = _metrics("metrics" if size == "2" else f"docs/results/latent-{size}/metrics")
+        assert _agrees(row["test loss (`train.json`)"], run["test_loss"]), size
+        assert _agrees(row["IWAE bound, k = 5000"], run["iwae.k5000"]), size
+        assert _agrees(row["reconstructions read as another digit"], run["misread_share"], percent=True), size  # fmt: skip
+    losses = {
+        row["latent size"].split()[0]: _number(row["test loss (`train.json`)"]) for row in rows
+    }
+    cost = re.search(r"costs about (\d+) nats per image against 20 dimensions", doc).group(1)
+    assert int(cost) == round(losses["2"] - losses["20"])
+
+
+def test_the_fashion_table_is_the_committed_runs():
+    doc = (REPO_ROOT / "docs" / "experiments.md").read_text()
+    rows = {row[""]: row for row in table_with(doc, ["", "MNIST", "Fashion-MNIST"])}
+    for column, folder in (("MNIST", "metrics"), ("Fashion-MNIST", "docs/results/fashion/metrics")):
+        run = _metrics(folder)
+        assert _agrees(rows["test loss (`train.json`)"][column], run["test_loss"]), column
+        assert _agrees(rows["IWAE bound, k = 5000"][column], run["iwae.k5000"]), column
+        accuracy = rows["classifier accuracy (the same small MLP)"][column]
+        assert _agrees(accuracy, run["accuracy"], percent=True), column
+        misread = rows["reconstructions the classifier reads as another class"][column]
+        assert _agrees(misread, run["misread_share"], percent=True), column
+
+
+def test_the_likelihood_settings_table_is_the_committed_runs():
+    doc = (REPO_ROOT / "docs" / "likelihood.md").read_text()
+    folders = {
+        "grey levels, Bernoulli (the report)": "metrics",
+        "dynamic binarization, Bernoulli": "docs/results/binarize-dynamic/metrics",
+        "grey levels, continuous Bernoulli": "docs/results/continuous-bernoulli/metrics",
+    }
+    rows = table_with(doc, ["setting", "test loss (`train.json`)"])
+    assert [row["setting"] for row in rows] == list(folders)
+    for row in rows:
+        run = _metrics(folders[row["setting"]])
+        assert _agrees(row["test loss (`train.json`)"], run["test_loss"]), row["setting"]
+        for k in ("1", "50", "5000"):
+            assert _agrees(row[f"k = {k}"], run[f"iwae.k{k}"]), (row["setting"], k)
