@@ -32,11 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 import yaml
-from train_speed import machine  # this folder, as `python benchmarks/...` runs it
 
 from mnist_vae.atomic import write_json
+from mnist_vae.machine import describe, label
 
 REPO = Path(__file__).resolve().parents[1]
 # The venv running this script runs the stages too, as `make repro` arranges.
@@ -135,8 +134,7 @@ def main() -> None:
                   for name in names}  # fmt: skip
     speedup = statistics.median(r["ratio"] for r in rounds)
     summary = {
-        "machine": machine(),
-        "torch": torch.__version__,
+        "machine": describe("cpu"),
         "commit": commit,
         "study": {"epochs": args.epochs, "seeds": args.seeds, "experiments": len(reference)},
         "rounds": rounds,
@@ -145,7 +143,7 @@ def main() -> None:
         "identical_bytes_across_configurations": not differing,
         "outputs_that_differ": differing,
     }
-    print(f"{machine()}: two workers finish the study {speedup:.2f}x as fast as one (median of "
+    print(f"{label(describe('cpu'))}: two workers finish the study {speedup:.2f}x as fast as one (median of "
           f"{args.rounds} paired rounds); identical bytes: {not differing} "
           f"({len(differing)} outputs differ)")  # fmt: skip
     if args.out:

@@ -172,3 +172,10 @@ def test_adam_step_compares_the_two_optimizers_on_the_stages_models(tmp_path, pa
         theirs, ours = medians["torch.optim.Adam(fused=True)"], medians["FusedAdam"]
         assert theirs > 0 and ours > 0
         assert abs(stepped["fused_adam_over_torch_optim"] - theirs / ours) < 0.02 * theirs / ours
+
+
+@pytest.mark.parametrize("script", sorted(p.stem for p in (REPO_ROOT / "benchmarks").glob("*.py")))
+def test_every_benchmark_script_imports(monkeypatch, script):
+    # A benchmark that no test runs whole still must not name what its neighbours no longer have.
+    module = _benchmark_module(monkeypatch, script)
+    assert module.__file__.endswith(f"{script}.py")
