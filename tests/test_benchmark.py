@@ -62,7 +62,8 @@ def test_the_summary_is_the_arithmetic_of_the_rounds(monkeypatch):
     rows = {}
     for loop, loss, digest in (("pytorch-examples", 170.0, "a"), ("conventional", 170.5, "b"),
                                ("ours", 169.75, "c"), ("flushed", 169.75, "c")):  # fmt: skip
-        rows[loop] = {"loop": loop, "loss_after_first_epoch": loss, "weights_sha256": digest}
+        rows[loop] = {"loop": loop, "device": "cpu", "loss_after_first_epoch": loss,
+                      "weights_sha256": digest}  # fmt: skip
         rows[loop].update(bench.epoch_figures([s[loop] for s in seconds], 600))
     assert rows["ours"]["seconds_per_epoch_min"] == 2.5
     assert rows["ours"]["seconds_per_epoch_median"] == 3.0
