@@ -20,6 +20,7 @@ def params_file(tmp_path):
     return path
 
 
+@pytest.mark.e2e  # a benchmark script, whole, in its own process
 def test_benchmark_times_the_loops_in_alternating_rounds(synthetic_root, tmp_path):
     out = tmp_path / "speed.json"
     command = [sys.executable, str(REPO_ROOT / "benchmarks" / "train_speed.py"),
@@ -140,6 +141,7 @@ def test_the_floor_adds_start_up_products_at_peak_and_adam(monkeypatch):
     assert table["pipeline"] == {"measured_dvc_repro_seconds": 25.0, "floor_seconds": 14.7}
 
 
+@pytest.mark.e2e  # a benchmark script, whole, in its own process
 def test_kernel_settings_hash_the_trained_weights_reproducibly(synthetic_root, params_file):
     def train(setting):
         command = [sys.executable, str(REPO_ROOT / "benchmarks" / "kernel_settings.py"),
@@ -153,6 +155,7 @@ def test_kernel_settings_hash_the_trained_weights_reproducibly(synthetic_root, p
     assert one_thread["threads"] == 1
 
 
+@pytest.mark.e2e  # a benchmark script, whole, in its own process
 def test_adam_step_compares_the_two_optimizers_on_the_stages_models(tmp_path, params_file):
     out = tmp_path / "adam.json"
     command = [sys.executable, str(REPO_ROOT / "benchmarks" / "adam_step.py"), "--steps", "20",

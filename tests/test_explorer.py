@@ -259,6 +259,7 @@ def test_a_latent_of_other_than_two_dimensions_gets_a_page_that_says_why(latent_
 
 
 @needs_chromium
+@pytest.mark.e2e  # a benchmark script, whole, in its own process
 def test_the_speed_benchmark_reports_what_it_timed(tmp_path):
     """Not how fast (that is benchmarks/results/), but that its figures are its timings."""
     images, labels = synthetic_test_set()
