@@ -19,10 +19,12 @@ $(STAMP): requirements.txt pyproject.toml
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
+# The tests on every core, at most 4 (past that the seed study's file sets the pace), each
+# file's tests in one process so that what they share (a tiny study, an S3 server) is made once.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses auto --maxprocesses 4 --dist loadfile
 
 # The seed study of docs/study.md: 20 DVC experiments on DVC's queue, then the tables and the
 # figure under docs/study/. It resumes: experiments that exist for this commit are not rerun.
