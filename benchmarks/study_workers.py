@@ -132,7 +132,7 @@ def main() -> None:
                         if reference[experiment][path] != md5})  # fmt: skip
     repeatable = {name: all(found == bytes_seen[name][0] for found in bytes_seen[name])
                   for name in names}  # fmt: skip
-    speedup = statistics.median(r["ratio"] for r in rounds)
+    speedup = round(statistics.median(r["ratio"] for r in rounds), 3)
     summary = {
         "machine": describe("cpu"),
         "commit": commit,

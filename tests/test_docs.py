@@ -121,6 +121,22 @@ def test_the_pipeline_timing_table_is_the_benchmarks_file():
         assert row["start-up"] == ("" if startup is None else f"{startup:.2f}"), row
 
 
+def test_the_study_workers_table_and_its_median_are_the_benchmarks_file():
+    measured = json.loads(committed("benchmarks/results/cpu-2cores/study-workers.json"))
+    doc = (REPO_ROOT / "docs" / "study.md").read_text()
+    rows = table_with(doc, ["round"])
+    assert [int(row["round"]) for row in rows] == list(range(1, len(measured["rounds"]) + 1))
+    for row, source in zip(rows, measured["rounds"], strict=True):
+        for configuration, seconds in source["seconds"].items():
+            assert float(row[f"{configuration} (s)"]) == seconds, row
+        assert float(row["one worker's time / two workers'"]) == source["ratio"], row
+    prose = " ".join(doc.split())
+    median = measured["speedup_two_workers_median"]
+    assert f"{median:.2f} times as fast (the median ratio)" in prose
+    assert not measured["identical_bytes_across_configurations"]
+    assert "not one output was bit-identical" in prose
+
+
 def test_the_kernel_settings_table_is_the_benchmarks_file():
     measured = json.loads(committed("benchmarks/results/cpu-2cores/kernel-settings.json"))
     by_setting = {row["setting"]: row for row in measured["rows"]}
