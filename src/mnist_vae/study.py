@@ -81,11 +81,19 @@ def parse_worker(text: str) -> tuple[int, int]:
     return int(worker), int(workers)
 
 
+def what_went_wrong(said: str) -> str:
+    """The line of a failed git or dvc command that says why: its last error line (DVC ends
+    with a line asking for support, which says nothing), else its last line."""
+    lines = [line for line in said.strip().splitlines() if line.strip()] or ["no output"]
+    errors = [line for line in lines if line.startswith(("ERROR", "error:", "fatal:"))]
+    return (errors or lines)[-1]
+
+
 def run_tool(*command: str) -> str:
-    """A git or dvc command's output; its failure stops the study with its last line."""
+    """A git or dvc command's output; its failure stops the study with the line saying why."""
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        said = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
+        said = what_went_wrong(result.stderr + "\n" + result.stdout)
         raise SystemExit(f"error: `{' '.join(command[:3])}` failed: {said}")
     return result.stdout
 
@@ -203,8 +211,7 @@ def start_queue() -> None:
         command = ["dvc", "queue", "start", "--jobs", "1"]
         if subprocess.run(command, stdout=said, stderr=subprocess.STDOUT).returncode != 0:
             said.seek(0)
-            last = (said.read().strip() or "no output").splitlines()[-1]
-            raise SystemExit(f"error: `dvc queue start` failed: {last}")
+            raise SystemExit(f"error: `dvc queue start` failed: {what_went_wrong(said.read())}")
 
 
 def wait(names: list[str], commit: str, remote: str | None) -> None:
