@@ -218,6 +218,34 @@ def test_a_failed_dvc_command_stops_the_study_with_dvcs_error_line(tmp_path, mon
     assert "support" not in str(stopped.value)
 
 
+def test_waiting_reads_the_queue_again_after_dvc_exp_show_fails_and_stops_at_the_third(
+    monkeypatch,
+):
+    """`dvc exp show` can fail for a moment while DVC's queue worker moves refs: the wait goes
+    on; three failures in a row stop it with DVC's line."""
+    monkeypatch.setattr(study, "POLL_SECONDS", 0)
+    monkeypatch.setattr(study, "CHECK_SECONDS", 0)
+    failure = study.ToolFailed("error: `dvc exp show --json` failed: ERROR: unexpected error")
+    queued = [{"name": "study-standard-e1-s1", "state": "running"}]
+    said = iter([failure, failure, queued, failure, failure, queued, queued])
+    refs = iter([{}] * 7 + [{"study-standard-e1-s1": "refs/exps/x"}])
+
+    def experiments(baseline="HEAD"):
+        answer = next(said)
+        if isinstance(answer, study.ToolFailed):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(study, "experiments", experiments)
+    monkeypatch.setattr(study, "finished", lambda commit, remote=None: next(refs))
+    study.wait(["study-standard-e1-s1"], "abc", remote=None)  # two failures twice: goes on
+
+    said = iter([failure] * 3)
+    monkeypatch.setattr(study, "finished", lambda commit, remote=None: {})
+    with pytest.raises(study.ToolFailed, match="ERROR: unexpected error"):
+        study.wait(["study-standard-e1-s1"], "abc", remote=None)
+
+
 def test_summary_gives_mean_sample_sd_and_the_gain_paired_by_seed():
     rows = []
     for architecture, shift in (("sigmoid_on_z", 10.0), ("standard", 0.0)):

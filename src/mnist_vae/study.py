@@ -89,12 +89,16 @@ def what_went_wrong(said: str) -> str:
     return (errors or lines)[-1]
 
 
+class ToolFailed(SystemExit):
+    """A git or dvc command failed: the study stops with one line, unless it can try again."""
+
+
 def run_tool(*command: str) -> str:
     """A git or dvc command's output; its failure stops the study with the line saying why."""
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         said = what_went_wrong(result.stderr + "\n" + result.stdout)
-        raise SystemExit(f"error: `{' '.join(command[:3])}` failed: {said}")
+        raise ToolFailed(f"error: `{' '.join(command[:3])}` failed: {said}")
     return result.stdout
 
 
@@ -214,22 +218,34 @@ def start_queue() -> None:
             raise SystemExit(f"error: `dvc queue start` failed: {what_went_wrong(said.read())}")
 
 
+POLL_SECONDS = 2  # how often the finished experiments' refs are read (git: cheap)
+CHECK_SECONDS = 15  # how often DVC's queue is read (`dvc exp show`: a second of CPU)
+
+
 def wait(names: list[str], commit: str, remote: str | None) -> None:
     """Until every experiment of `names` has finished (pushing each, with a remote), or the
     queue holds none of the rest (they failed)."""
-    left, checked, absent = list(names), time.monotonic(), 0
+    left, checked, absent, unreadable = list(names), time.monotonic(), 0, 0
     while left:
-        time.sleep(2)
+        time.sleep(POLL_SECONDS)
         here = finished(commit)
         for name in [name for name in left if name in here]:
             left.remove(name)
             if remote:
                 push(remote, here[name])
-        if left and time.monotonic() - checked > 15:  # `dvc exp show` costs a second of CPU
+        if left and time.monotonic() - checked > CHECK_SECONDS:
             checked = time.monotonic()
-            pending = {
-                exp["name"] for exp in experiments() if exp["state"] in ("queued", "running")
-            }
+            try:
+                shown = experiments()
+            except ToolFailed:
+                # `dvc exp show` can fail while DVC's queue worker moves an experiment's refs
+                # (treeverse/dvc#8158): read it at the next check, stop at the third failure.
+                unreadable += 1
+                if unreadable == 3:
+                    raise
+                continue
+            unreadable = 0
+            pending = {exp["name"] for exp in shown if exp["state"] in ("queued", "running")}
             # A task DVC's worker is taking off the queue shows as neither for a moment, so the
             # rest count as failed only when two checks in a row find none of them there.
             absent = 0 if pending.intersection(left) else absent + 1
