@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # DVC runs each stage's `python` from PATH: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test study format lock lock-check benchmark plots-template
+.PHONY: venv repro test study format lock lock-check benchmark plots-template
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,11 +16,14 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
+# The venv alone: for a clone that pulls its results (README, Share results) instead of making them.
+venv: $(STAMP)
+
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
 # The tests on every core, at most 4 (past that the seed study's file sets the pace), each
-# file's tests in one process so that what they share (a tiny study, an S3 server) is made once.
+# file's tests in one process, so that what a file's tests share (the tiny study) is made once.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
