@@ -4,7 +4,8 @@
 write replies and events to 4, each message JSON ending in a NUL byte: no websocket, no port.
 The network is off through Chromium's own switches (every host name fails to resolve, every
 proxied request goes to a closed port), so a page that fetched anything would show it.
-Used by tests/test_explorer.py and benchmarks/explorer_speed.py.
+Used by tests/test_explorer.py and benchmarks/explorer_speed.py; tests/test_plots_page.py
+starts Chromium with the same switches (`HEADLESS`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import subprocess
 import tempfile
 import time
 
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9",
-    "--remote-debugging-pipe",
-]  # fmt: skip
+# Off the network: every host name resolves to nothing, every request goes to a closed port.
+OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", *OFFLINE]
+FLAGS = [*HEADLESS, "--remote-debugging-pipe"]
 
 
 def find_chromium() -> str | None:
