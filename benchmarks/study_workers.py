@@ -143,7 +143,7 @@ def main() -> None:
         "identical_bytes_across_configurations": not differing,
         "outputs_that_differ": differing,
     }
-    print(f"{label(describe('cpu'))}: two workers finish the study {speedup:.2f}x as fast as one (median of "
+    print(f"{label(summary['machine'])}: two workers finish the study {speedup:.2f}x as fast as one (median of "
           f"{args.rounds} paired rounds); identical bytes: {not differing} "
           f"({len(differing)} outputs differ)")  # fmt: skip
     if args.out:

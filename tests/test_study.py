@@ -5,7 +5,6 @@ from git: `make study` and the pipeline rewrite their workspace copies)."""
 import io
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import VENV_BIN, PipelineRepo, committed, documented_commands
+from conftest import PipelineRepo, committed, documented_commands
 from test_ci_check import check_module
 
 from mnist_vae import study
@@ -206,12 +205,13 @@ def test_a_changed_workspace_or_an_unpushed_commit_is_refused_and_pushes_nothing
 def test_a_failed_dvc_command_stops_the_study_with_dvcs_error_line(tmp_path, monkeypatch):
     """A real `dvc exp push` that fails: the message is DVC's ERROR line, not the request
     for support DVC prints after it."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
-    subprocess.run(["git", "init", "-q"], check=True)
-    subprocess.run(["git", "init", "-q", "--bare", "origin.git"], check=True)
-    subprocess.run(["git", "remote", "add", "origin", "origin.git"], check=True)
-    study.dvc("init", "-q")
+    repo = PipelineRepo(tmp_path)
+    repo.run("git", "init", "-q")
+    repo.run("git", "init", "-q", "--bare", "origin.git")
+    repo.run("git", "remote", "add", "origin", "origin.git")
+    repo.run("dvc", "init", "-q")
+    monkeypatch.chdir(tmp_path)  # the study's own dvc call, as a worker runs it
+    monkeypatch.setenv("PATH", repo.env["PATH"])
     with pytest.raises(SystemExit) as stopped:
         study.dvc("exp", "push", "origin", "study-standard-e1-s1")
     assert str(stopped.value).startswith("error: `dvc exp push` failed: ERROR: ")

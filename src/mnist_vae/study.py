@@ -97,7 +97,7 @@ def run_tool(*command: str) -> str:
     """A git or dvc command's output; its failure stops the study with the line saying why."""
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        said = what_went_wrong(result.stderr + "\n" + result.stdout)
+        said = what_went_wrong(result.stdout + "\n" + result.stderr)  # stderr's line last
         raise ToolFailed(f"error: `{' '.join(command[:3])}` failed: {said}")
     return result.stdout
 
