@@ -77,7 +77,7 @@ def committed(path: str) -> bytes:
 
 TINY_PARAMS = {
     "device": "cpu",
-    "model": {"hidden_dim": 32},
+    "model": {"hidden_dims": [32]},
     "train": {"epochs": 3, "batch_size": 32, "lr": 0.01},
     "classifier": {"hidden_dim": 16, "epochs": 2, "batch_size": 32, "lr": 0.01},
     "evaluate": {"digits_per_side": 4},

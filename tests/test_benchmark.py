@@ -103,7 +103,7 @@ def test_the_floor_counts_each_stages_products_from_params(monkeypatch):
     floor = _benchmark_module(monkeypatch, "pipeline_floor")
     training = {"epochs": 10, "batch_size": 128, "lr": 0.001, "seed": 1}
     raw = yaml.safe_load(committed("params.yaml"))  # the other sections as committed
-    raw["model"] = {"hidden_dim": 400, "latent_dim": 2, "sigmoid_latent": True,
+    raw["model"] = {"hidden_dims": [400], "latent_dim": 2, "sigmoid_latent": True,
                     "likelihood": "bernoulli"}  # fmt: skip
     raw["train"] = training
     raw["classifier"] = {**training, "epochs": 5, "hidden_dim": 512}

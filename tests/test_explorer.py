@@ -41,13 +41,13 @@ MODELS = {
 
 def small_vae(sigmoid_latent: bool, likelihood: str, seed: int = 0) -> VAE:
     torch.manual_seed(seed)
-    vae = VAE(hidden_dim=64, latent_dim=2, sigmoid_latent=sigmoid_latent, likelihood=likelihood)
+    vae = VAE(hidden_dims=[64], latent_dim=2, sigmoid_latent=sigmoid_latent, likelihood=likelihood)
     with torch.no_grad():
-        vae.fc4.weight.mul_(8)  # logits over several units, so pixels span (0, 1), not ~0.5
+        vae.fc_out.weight.mul_(8)  # logits over several units, so pixels span (0, 1), not ~0.5
         vae.fc_mu.weight.mul_(4)  # posterior means spread over the plane
         # One pixel's logit is 0.004 wherever z is: the continuous Bernoulli's series branch.
-        vae.fc4.weight[0] = 0
-        vae.fc4.bias[0] = 0.004
+        vae.fc_out.weight[0] = 0
+        vae.fc_out.bias[0] = 0.004
     return vae.eval()
 
 
@@ -229,7 +229,7 @@ def test_the_page_draws_the_models_digits_under_pointer_touch_keys_and_clicks(
     # 2 % off, or against the other input transform, fail it.
     perturbed = small_vae(sigmoid_latent, likelihood)
     with torch.no_grad():
-        perturbed.fc4.weight.mul_(1.02)
+        perturbed.fc_out.weight.mul_(1.02)
     other_transform = small_vae(not sigmoid_latent, likelihood)
     for wrong in (perturbed, other_transform):
         assert np.abs(strip / 255 - model_pixels(wrong, line)).max() > ONE_GREY_LEVEL
@@ -252,7 +252,7 @@ def test_the_page_is_the_same_bytes_for_the_same_model():
 @pytest.mark.parametrize("latent_dim", [1, 3])
 def test_a_latent_of_other_than_two_dimensions_gets_a_page_that_says_why(latent_dim):
     images, labels = synthetic_test_set()
-    vae = VAE(hidden_dim=16, latent_dim=latent_dim)
+    vae = VAE(hidden_dims=[16], latent_dim=latent_dim)
     page = explorer_page(vae, images, labels, DATASETS["MNIST"], 20)
     assert f"<strong>{latent_dim}</strong> dimensions" in page
     assert "model.latent_dim: 2" in page and "<canvas" not in page

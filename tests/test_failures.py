@@ -64,7 +64,7 @@ def test_a_write_that_fails_is_one_line_naming_the_file_and_loses_nothing(reprod
     # A file-size limit stands in for a full disk: 2000 blocks (1 MB in dash, 2 MB in bash)
     # leave room for DVC's own state files, not for a VAE with 400 hidden units (2.5 MB).
     before = reproduced_repo.outputs()
-    reproduced_repo.set_params({"model": {"hidden_dim": 400}})
+    reproduced_repo.set_params({"model": {"hidden_dims": [400]}})
     result = reproduced_repo.run("sh", "-c", "ulimit -f 2000; exec dvc repro train", check=False)
     assert result.returncode != 0
     assert _one_error_line(result.stderr, "train") == (
@@ -248,11 +248,11 @@ def test_cuda_on_a_machine_without_it_stops_in_one_line(reproduced_repo):
 
 def test_a_model_trained_with_other_params_is_refused_by_the_stages_that_use_it(reproduced_repo):
     before = reproduced_repo.outputs()
-    reproduced_repo.set_params({"model": {"hidden_dim": 64}})
+    reproduced_repo.set_params({"model": {"hidden_dims": [64]}})
     # --single-item: run interpolate alone, against the model that `train` made with 32 units
     result = reproduced_repo.run("dvc", "repro", "--single-item", "interpolate", check=False)
     assert result.returncode != 0
-    assert "hidden_dim: file has 32, params.yaml has 64" in _one_error_line(
+    assert "hidden_dims: file has [32], params.yaml has [64]" in _one_error_line(
         result.stderr, "interpolate"
     )
     _assert_nothing_lost(reproduced_repo, before)

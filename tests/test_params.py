@@ -105,8 +105,29 @@ def test_a_typo_suggests_the_known_key():
     del params["train"]["epochs"]
     assert _message(params) == (
         "params.yaml: train: unknown key 'epoch'; did you mean 'epochs'? "
-        "(known keys: batch_size, epochs, lr, seed)"
+        "(known keys: batch_size, epochs, kl_warmup_epochs, lr, patience, seed)"
     )
+    params = _with("data", "validation_image", 10)
+    del params["data"]["validation_images"]
+    assert _message(params).startswith(
+        "params.yaml: data: unknown key 'validation_image'; did you mean 'validation_images'?"
+    )
+
+
+def test_early_stopping_needs_a_validation_split_and_epochs_after_the_warm_up():
+    params = _with("train", "patience", 5)
+    assert _message(params) == (
+        "params.yaml: train.patience is 5, but early stopping needs a validation split: "
+        "set data.validation_images above 0, or train.patience to 0"
+    )
+    params["data"]["validation_images"] = 100
+    params["train"] |= {"epochs": 20, "kl_warmup_epochs": 20}
+    assert _message(params) == (
+        "params.yaml: train.patience is 5, but early stopping starts after the KL warm-up: "
+        "train.epochs (20) must exceed train.kl_warmup_epochs (20)"
+    )
+    params["train"]["epochs"] = 21
+    assert validate(params).train.patience == 5
 
 
 def test_a_misspelt_section_is_refused_by_any_stage():
