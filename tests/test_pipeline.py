@@ -125,7 +125,7 @@ def test_a_one_dimensional_latent_still_gets_every_figure(pipeline_repo):
         36 + 64 + 10,
     )  # one row of 4
     assert _png_size(root / "plots/latent_scatter.png") == (700, 600)
-    assert 'id="unavailable"' in (root / "plots/latent_explorer.html").read_text()
+    # The explorer stage ran too (repro stops at a failing stage); test_explorer.py checks the page.
 
 
 def test_dynamic_binarization_and_the_continuous_bernoulli_run_through_the_pipeline(pipeline_repo):
