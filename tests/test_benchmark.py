@@ -105,7 +105,7 @@ def test_the_floor_counts_each_stages_products_from_params(monkeypatch):
     raw = yaml.safe_load(committed("params.yaml"))  # the other sections as committed
     raw["model"] = {"hidden_dims": [400], "latent_dim": 2, "sigmoid_latent": True,
                     "likelihood": "bernoulli"}  # fmt: skip
-    raw["train"] = training
+    raw["train"] = {**training, "kl_warmup_epochs": 0, "patience": 0}
     raw["classifier"] = {**training, "epochs": 5, "hidden_dim": 512}
     params = validate(raw)
     flops = floor.stage_flops(params)
