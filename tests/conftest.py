@@ -148,8 +148,10 @@ VENV_BIN = Path(sys.executable).parent
 def make_pipeline_repo(root: Path) -> PipelineRepo:
     """The project's files, synthetic IDX data standing in for `download`'s output, tiny params.
 
-    The code comes from the working tree (so tests see uncommitted changes to it), params.yaml
-    from HEAD with TINY_PARAMS on top (so a user's own edits to params.yaml do not leak in).
+    The files are git's (tracked, or staged with `git add`), as they are in the working tree,
+    so tests see uncommitted changes to them; untracked files (a scratch script, notes) stay
+    out. params.yaml comes from HEAD with TINY_PARAMS on top (so a user's own edits to it do
+    not leak in).
 
     The synthetic files are recorded as the `download` stage's output with `dvc commit`, the
     DVC way to register outputs produced outside a stage, and the stage is frozen: it never
@@ -157,7 +159,7 @@ def make_pipeline_repo(root: Path) -> PipelineRepo:
     touches the network.
     """
     listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        ["git", "ls-files", "-z", "--cached"],
         cwd=REPO_ROOT,
         capture_output=True,
         check=True,
