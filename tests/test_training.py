@@ -69,6 +69,34 @@ def test_a_pickle_with_code_is_not_loaded(tmp_path):
         load_model(tmp_path / "evil.pt", VAE)
 
 
+def test_a_missing_model_file_is_one_line_saying_to_run_dvc_repro(tmp_path):
+    path = tmp_path / "models" / "vae.pt"
+    with pytest.raises(ModelFileError) as raised:
+        load_model(path, VAE)
+    assert str(raised.value) == f"{path}: no such model file; run `dvc repro` first"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [torch.zeros(3), {"state_dict": {}}, {"hyperparameters": {"hidden_dim": 8}}],
+    ids=["a tensor", "no hyperparameters", "no state dict"],
+)
+def test_a_file_that_torch_loads_but_the_pipeline_did_not_write_is_refused(tmp_path, content):
+    path = tmp_path / "other.pt"
+    torch.save(content, path)
+    with pytest.raises(ModelFileError) as raised:
+        load_model(path, VAE)
+    assert str(raised.value) == f"{path}: not a model file written by this pipeline"
+
+
+def test_another_models_file_is_refused_naming_the_class(tmp_path):
+    from mnist_vae.classifier import Classifier
+
+    save_model(Classifier(16), tmp_path / "classifier.pt")
+    with pytest.raises(ModelFileError, match=r"classifier.pt: does not hold a VAE: "):
+        load_model(tmp_path / "classifier.pt", VAE)
+
+
 def test_evaluation_reports_per_image_terms(synthetic_root):
     torch.manual_seed(0)
     terms = evaluate_elbo(

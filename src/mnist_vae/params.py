@@ -44,7 +44,7 @@ Count = Annotated[int, Field(ge=1)]
 Seed = Annotated[int, Field(ge=0)]
 Index = Annotated[int, Field(ge=0)]
 Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Quantile = Annotated[float, Field(gt=0, lt=1)]
+Quantile = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]  # NaN is not "< 1"
 
 
 class ParamsError(UserError, ValueError):
