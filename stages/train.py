@@ -16,14 +16,16 @@ from mnist_vae.figures import loss_curves
 from mnist_vae.mnist import likelihood_targets, load_split
 from mnist_vae.model import VAE
 from mnist_vae.params import ParamsError
-from mnist_vae.runtime import describe_device, stage_setup
-from mnist_vae.training import LOSS_COLUMNS, VALIDATION_COLUMNS, fit
+from mnist_vae.runtime import FairThreads, describe_device, stage_setup
+from mnist_vae.training import LOSS_COLUMNS, VALIDATION_COLUMNS, fit, threads_used
 
 log = logging.getLogger(__name__)
 
 
 def main() -> None:
     params, device = stage_setup()
+    # From here, through loading the data, it reads what other processes take of the CPU.
+    threads = FairThreads() if device.type == "cpu" else None
     data, settings = params.data, params.train
     torch.manual_seed(settings.seed)
 
@@ -59,6 +61,7 @@ def main() -> None:
             else None,
             kl_warmup_epochs=settings.kl_warmup_epochs,
             patience=settings.patience,
+            threads=threads,
             on_epoch=show,
         )
 
@@ -72,14 +75,14 @@ def main() -> None:
     if settings.patience:
         summary |= {"best_epoch": result.kept_epoch, "stopped_epoch": len(history)}
     # The threads change the last bits on some CPUs: the reproduction check compares them.
-    summary["threads"] = torch.get_num_threads()
+    summary["threads"] = threads_used(result.rows)
     write_json("metrics/train.json", summary)
     # Timings are not results (they differ on every run): logged, never written to metrics.
     log.info(
-        "%.2f s per epoch on %s (%d CPU threads)",
+        "%.2f s per epoch on %s (CPU threads: %s)",
         history["seconds"].mean(),
         describe_device(device),
-        torch.get_num_threads(),
+        summary["threads"],
     )
     loss_curves(
         history,

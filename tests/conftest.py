@@ -15,14 +15,22 @@ import sys
 import time
 from pathlib import Path
 
-import botocore.exceptions
-import botocore.session
-import numpy as np
-import pytest
-import yaml
+# `make test` runs a worker per core (pytest-xdist); each worker, and every pipeline it runs,
+# computes on its share of the cores, so none waits for another's threads. Set before numpy
+# and torch load; a count the user set is kept. Fixed threads also keep the end-to-end
+# pipelines' bits independent of what else the machine runs (runtime.FairThreads).
+_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (_cores or 1) // _workers)))
 
-from mnist_vae.atomic import write_bytes
-from mnist_vae.idx import IDX_NAMES, encode_idx, raw_dir
+import botocore.exceptions  # noqa: E402
+import botocore.session  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+from mnist_vae.atomic import write_bytes  # noqa: E402
+from mnist_vae.idx import IDX_NAMES, encode_idx, raw_dir  # noqa: E402
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

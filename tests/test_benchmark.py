@@ -2,7 +2,9 @@
 the benchmark's job, on a quiet machine)."""
 
 import json
+import os
 import re
+import statistics
 import subprocess
 import sys
 
@@ -48,6 +50,74 @@ def test_benchmark_times_the_loops_in_alternating_rounds(synthetic_root, tmp_pat
         assert summary[key] > 0, key
     assert isinstance(summary["flushed_same_weights"], bool)
     assert f"{summary['speedup_median']}x by median of the rounds' ratios" in printed
+
+
+@pytest.mark.e2e  # a benchmark script, whole, with its busy processes
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="keeps all cores but one busy: needs two",
+)
+def test_contention_runs_every_loop_quiet_and_beside_busy_processes(synthetic_root, tmp_path):
+    out = tmp_path / "contention.json"
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "contention.py"), "--rounds", "1",
+               "--epochs", "1", "--data", str(synthetic_root), "--out", str(out)]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    summary = json.loads(out.read_text())
+    assert set(BIT_FIELDS) <= set(summary["machine"])
+    assert summary["busy_processes"] == len(os.sched_getaffinity(0)) - 1
+    (measured,) = summary["rounds"]
+    for condition in ("quiet", "busy"):
+        for loop in ("adaptive", "fixed", "conventional"):
+            assert len(measured[condition][loop]["seconds"]) == 1, (condition, loop)
+    # Its busy processes are gone.
+    spinning = subprocess.run(["pgrep", "-f", "while True: pass"], capture_output=True)
+    assert spinning.stdout == b""
+
+
+def test_contention_alternates_the_order_and_takes_medians_of_the_rounds(
+    monkeypatch, capsys, tmp_path
+):
+    contention = _benchmark_module(monkeypatch, "contention")
+    seconds = {"adaptive": 2.0, "fixed": 1.9, "conventional": 4.0}
+    slower = {"adaptive": 1.5, "fixed": 18.0, "conventional": 11.0}
+    calls, given = [], {}
+
+    def run_worker(loop, condition, args):
+        calls.append(f"{condition} {loop}")
+        factor = slower[loop] if condition == "busy" else 1.0
+        value = seconds[loop] * factor * (1 + 0.1 * len(calls) / 18)  # drifting, like a machine
+        given.setdefault((condition, loop), []).append(value)
+        return {"seconds": [value], "threads": [1], "median": value}
+
+    monkeypatch.setattr(contention, "run_worker", run_worker)
+    monkeypatch.setattr(contention, "usable_cores", lambda: 2)
+    out = tmp_path / "contention.json"
+    monkeypatch.setattr(sys, "argv", ["contention.py", "--rounds", "3", "--out", str(out)])
+    contention.main()
+    printed = capsys.readouterr().out
+    summary = json.loads(out.read_text())
+    for (condition, loop), values in given.items():
+        median = summary["median_seconds_per_epoch"][condition][loop]
+        assert median == pytest.approx(statistics.median(values), abs=1e-3)
+    for loop in seconds:
+        ratios = [b / q for b, q in zip(given[("busy", loop)], given[("quiet", loop)], strict=True)]
+        expected = statistics.median(ratios)
+        assert summary["slowdown_busy_over_quiet"][loop] == pytest.approx(expected, abs=1e-3)
+    ratios = [
+        a / f for a, f in zip(given[("quiet", "adaptive")], given[("quiet", "fixed")], strict=True)
+    ]
+    assert summary["adaptive_over_fixed_quiet"] == pytest.approx(
+        statistics.median(ratios), abs=1e-3
+    )
+    loops = ["adaptive", "fixed", "conventional"]
+    assert calls[:6] == [f"{c} {loop}" for c in ("quiet", "busy") for loop in loops]
+    assert calls[6:12] == [
+        f"{c} {loop}" for c in ("busy", "quiet") for loop in loops[1:] + loops[:1]
+    ]
+    assert calls[12:] == [
+        f"{c} {loop}" for c in ("quiet", "busy") for loop in loops[2:] + loops[:2]
+    ]
+    assert "slowdown, busy / quiet:" in printed and "adapting loop / fixed loop, quiet:" in printed
 
 
 def test_the_summary_is_the_arithmetic_of_the_rounds(monkeypatch):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import time
 from pathlib import Path
 
 import torch
 
 from mnist_vae.errors import UserError
 from mnist_vae.params import Params, load_params
+
+log = logging.getLogger(__name__)
 
 
 class DeviceError(UserError, RuntimeError):
@@ -79,6 +84,95 @@ def configure_threads() -> int:
     threads = stage_threads()
     torch.set_num_threads(threads)
     return threads
+
+
+def _busy_cpu_seconds(cpus: set[int]) -> float:
+    """CPU seconds spent on `cpus` since boot by every process, from Linux's /proc/stat: all
+    but idle and I/O wait, time a hypervisor stole for other machines included."""
+    busy = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *ticks = line.split()
+        if name[3:].isdigit() and int(name[3:]) in cpus:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, ticks[:8])
+            busy += user + nice + system + irq + softirq + steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+class FairThreads:
+    """CPU threads for a training loop that shares the machine fairly.
+
+    torch's threads wait for each other at every operation, spinning; beside another busy
+    process one of them is always waiting for a core, and an epoch on two threads beside one
+    busy core took 18 times as long as on a quiet machine (benchmarks/contention.py). So
+    between epochs this reads how many of our cores other processes kept busy since the last
+    reading (/proc/stat, less our own CPU time) and trains on the cores they left: one fewer
+    thread per busy core, at least one, at most `stage_threads()`. A quiet machine keeps
+    `stage_threads()` and its bits. `OMP_NUM_THREADS`, where set, is kept as set.
+
+    Either way, one line says when an epoch ran several times slower than this run's
+    fastest, which with fixed threads means another process is competing for the CPU.
+    """
+
+    SLOW = 3  # an epoch this many times the fastest is news
+
+    def __init__(self) -> None:
+        self.most = stage_threads()
+        self.fixed = (
+            os.environ.get("OMP_NUM_THREADS", "").isdigit() or not Path("/proc/stat").exists()
+        )
+        self.cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+        self._last = self._reading()
+        self.fastest, self.warned = float("inf"), False
+
+    def _reading(self) -> tuple[float, float, float]:
+        if self.fixed:
+            return 0.0, 0.0, 0.0
+        return time.monotonic(), _busy_cpu_seconds(self.cpus), time.process_time()
+
+    def others(self) -> float | None:
+        """Cores other processes kept busy, on average, since the last reading; None for a
+        span too short to tell (/proc/stat counts in hundredths of a second)."""
+        then, now = self._last, self._reading()
+        seconds = now[0] - then[0]
+        if seconds < 0.25:
+            return None
+        self._last = now
+        return max(0.0, (now[1] - then[1]) - (now[2] - then[2])) / seconds
+
+    def adjust(self, last_epoch_seconds: float | None = None) -> None:
+        """Set the threads for the next epoch, saying so (`log`) when they change, or when the
+        last epoch ran `SLOW` times slower than this run's fastest at fixed threads."""
+        current = torch.get_num_threads()
+        threads = current
+        if not self.fixed and (others := self.others()) is not None:
+            busy = math.floor(others + 0.5)
+            threads = max(1, min(self.most, len(self.cpus) - busy))
+        if threads != current:
+            torch.set_num_threads(threads)
+            self.fastest = float("inf")  # another pace from here on
+            if threads < self.most:
+                log.info(
+                    "other processes keep %d of the %d cores busy: training goes on with %d "
+                    "threads instead of %d, so as not to wait for them (metrics/train.json "
+                    "records it; the last bits differ from a quiet machine's, as on another "
+                    "machine; OMP_NUM_THREADS=%d keeps %d threads)",
+                    busy, len(self.cpus), threads, self.most, self.most, self.most,
+                )  # fmt: skip
+            else:
+                log.info("the cores are free again: training goes on with %d threads", threads)
+            return
+        if last_epoch_seconds is None:
+            return
+        if last_epoch_seconds > self.SLOW * self.fastest and not self.warned:
+            self.warned = True
+            log.info(
+                "an epoch took %.1f s, %.0f times this run's fastest: another process is "
+                "competing for the CPU; stop it%s",
+                last_epoch_seconds, last_epoch_seconds / self.fastest,
+                f", or unset OMP_NUM_THREADS (now {current}) so that training adapts"
+                if self.fixed and "OMP_NUM_THREADS" in os.environ else "",
+            )  # fmt: skip
+        self.fastest = min(self.fastest, last_epoch_seconds)
 
 
 def synchronize(device: torch.device) -> None:

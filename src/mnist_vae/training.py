@@ -9,6 +9,7 @@ device and read back once per epoch, so a GPU never waits for the host inside an
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import torch
 from mnist_vae.errors import UserError
 from mnist_vae.loops import EVAL_BATCH_SIZE, FusedAdam, shuffled_batches
 from mnist_vae.model import VAE, loss_terms
-from mnist_vae.runtime import synchronize
+from mnist_vae.runtime import FairThreads, synchronize
 
 LOSS_COLUMNS = [
     "epoch",
@@ -125,6 +126,7 @@ def fit(
     validation_x: torch.Tensor | None = None,
     kl_warmup_epochs: int = 0,
     patience: int = 0,
+    threads: FairThreads | None = None,
     on_epoch: Callable[[dict], None] = lambda row: None,
 ) -> Fit:
     """Train `model` in place; one row per epoch with LOSS_COLUMNS (and VALIDATION_COLUMNS with
@@ -134,7 +136,8 @@ def fit(
     of every batch; `test_x` and `validation_x` are used as given (`likelihood_targets` prepares
     them). With `patience`, training stops after that many epochs without a lower validation
     loss, counted once the KL warm-up is over (before, the objective is not yet the ELBO), and
-    the model is left as it was after its best epoch.
+    the model is left as it was after its best epoch. `threads` sets the CPU threads before
+    each epoch (`runtime.FairThreads`); each row says how many it ran with.
     """
     generator = torch.Generator().manual_seed(seed)
     binarizer = None
@@ -144,6 +147,8 @@ def fit(
     rows: list[dict] = []
     best_epoch, best_loss, best_state = 0, math.inf, None
     for epoch in range(1, epochs + 1):
+        if threads is not None:
+            threads.adjust(rows[-1]["seconds"] if rows else None)
         weight = kl_weight(epoch, kl_warmup_epochs)
         synchronize(train_x.device)
         started = time.perf_counter()
@@ -163,7 +168,7 @@ def fit(
             if patience and epoch > kl_warmup_epochs and validated.loss < best_loss:
                 best_epoch, best_loss = epoch, validated.loss
                 best_state = copy.deepcopy(model.state_dict())
-        rows.append({**row, "seconds": seconds})
+        rows.append({**row, "seconds": seconds, "threads": torch.get_num_threads()})
         on_epoch(rows[-1])
         if patience and best_epoch and epoch - best_epoch == patience:
             break
@@ -171,6 +176,19 @@ def fit(
         return Fit(rows, kept_epoch=len(rows))
     model.load_state_dict(best_state)
     return Fit(rows, kept_epoch=best_epoch)
+
+
+def threads_used(rows: list[dict]) -> int | str:
+    """The CPU threads a run trained with: one count, or each count with its epochs, e.g.
+    '2 (epochs 1-3), 1 (epochs 4-10)'."""
+    spans = [list(group) for _, group in itertools.groupby(rows, key=lambda row: row["threads"])]
+    if len(spans) == 1:
+        return spans[0][0]["threads"]
+    epochs = [(span[0]["epoch"], span[-1]["epoch"]) for span in spans]
+    return ", ".join(
+        f"{span[0]['threads']} ({f'epoch {first}' if first == last else f'epochs {first}-{last}'})"
+        for span, (first, last) in zip(spans, epochs, strict=True)
+    )
 
 
 def _columns(split: str, terms: ElboTerms) -> dict:
