@@ -109,9 +109,11 @@ def within_tolerance() -> bool:
 
 
 def this_machine() -> dict:
-    """This machine, with the device the pipeline computes on (params.yaml's `device`)."""
+    """This machine, with the device the pipeline computes on (params.yaml's `device`) and the
+    CPU threads its training ran with (metrics/train.json): another count is another machine."""
     device = resolve_device(load_params(ROOT / "params.yaml").device)
-    return describe(describe_device(device))
+    threads = json.loads((ROOT / "metrics/train.json").read_text()).get("threads")
+    return describe(describe_device(device), threads)
 
 
 def main() -> int:

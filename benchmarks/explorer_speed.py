@@ -1,4 +1,4 @@
-"""How fast the latent explorer answers in headless Chromium, the network off.
+"""How fast the latent explorer answers in the system's headless Chromium, the network off.
 
     python benchmarks/explorer_speed.py [--page plots/latent_explorer.html] [--opens 5]
         [--batches 100] [--out FILE] [--screenshot docs/figures/latent_explorer.png]
@@ -14,20 +14,28 @@
 With `--screenshot`, the page is then shown as a user leaves it: two clicks, at the posterior
 means of the first test images of classes 0 and 9 (the ends of plots/interpolation.png at the
 default params), and the pointer half-way between them.
+
+The browser is the system's, driven by Playwright, set up as the browser tests set it up
+(tests/browser.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
+from importlib.metadata import version
 from pathlib import Path
 
-from chromium import Chromium, find_chromium  # this folder, as `python benchmarks/...` runs it
+from playwright.sync_api import Page
 
 from mnist_vae.atomic import write_bytes, write_json
 from mnist_vae.machine import describe
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from browser import MISSING, find_chromium, offline_chromium, offline_page  # noqa: E402
+
 READY = "window.explorer && document.readyState === 'complete'"
 
 # Batches of 10 calls at points spread over the plane; ms per call, one number a batch.
@@ -45,8 +53,14 @@ TIMED = """(() => {
 })()"""
 
 
-def timed(browser: Chromium, call: str, batches: int) -> list[float]:
-    return browser.evaluate(TIMED.replace("BATCHES", str(batches)).replace("CALL", call))
+def timed(page: Page, call: str, batches: int) -> list[float]:
+    return page.evaluate(TIMED.replace("BATCHES", str(batches)).replace("CALL", call))
+
+
+def opened(page: Page, url: str) -> Page:
+    page.goto(url)
+    page.wait_for_function(READY)
+    return page
 
 
 def main() -> None:
@@ -59,31 +73,31 @@ def main() -> None:
     args = parser.parse_args()
     executable = find_chromium()
     if executable is None:
-        raise SystemExit("needs chromium on PATH (Debian: apt-get install chromium)")
-    page = args.page.resolve()
-    url = page.as_uri()
+        raise SystemExit(MISSING)
+    page_file = args.page.resolve()
+    url = page_file.as_uri()
 
     first_digit = []
     for _ in range(args.opens):
-        with Chromium(executable) as browser:
-            browser.open(url, READY)
-            first_digit.append(round(browser.evaluate("explorer.firstDigitMs"), 1))
-            version = browser.call("Browser.getVersion")["product"]
-    with Chromium(executable) as browser:
-        browser.open(url, READY)
-        timed(browser, "explorer.decodeInput", 20)  # warm-up: the JIT compiles the loops
-        decode = timed(browser, "explorer.decodeInput", args.batches)
-        update = timed(browser, "explorer.moveTo", args.batches)
-        hidden = browser.evaluate("explorer.data.hidden_dim")
+        with offline_chromium(executable) as browser:
+            page = opened(offline_page(browser), url)
+            first_digit.append(round(page.evaluate("explorer.firstDigitMs"), 1))
+            browser_version = browser.version
+    with offline_chromium(executable) as browser:
+        page = opened(offline_page(browser), url)
+        timed(page, "explorer.decodeInput", 20)  # warm-up: the JIT compiles the loops
+        decode = timed(page, "explorer.decodeInput", args.batches)
+        update = timed(page, "explorer.moveTo", args.batches)
+        hidden = page.evaluate("explorer.data.hidden_dim")
         if args.screenshot:
-            show_two_clicks(browser)
-            write_bytes(args.screenshot, browser.screenshot())
+            show_two_clicks(page)
+            write_bytes(args.screenshot, page.screenshot())
 
     result = {
         "machine": describe("cpu"),
-        "browser": f"{version}, headless",
-        "page": str(page.relative_to(REPO) if page.is_relative_to(REPO) else page),
-        "page_bytes": page.stat().st_size,
+        "browser": f"{executable} {browser_version}, headless, Playwright {version('playwright')}",
+        "page": str(page_file.relative_to(REPO) if page_file.is_relative_to(REPO) else page_file),
+        "page_bytes": page_file.stat().st_size,
         "decoder_hidden_units": hidden,
         "first_digit_ms": first_digit,
         "first_digit_ms_median": statistics.median(first_digit),
@@ -100,15 +114,15 @@ def main() -> None:
         write_json(args.out, result)
 
 
-def show_two_clicks(browser: Chromium) -> None:
-    ends = browser.evaluate(
+def show_two_clicks(page: Page) -> None:
+    ends = page.evaluate(
         "[0, 9].map(c => { const n = explorer.labels.indexOf(c);"
         " return explorer.toInput([explorer.means[2 * n], explorer.means[2 * n + 1]]); })"
     )
     for end in ends:
-        browser.click(*browser.evaluate(f"explorer.clientPoint({end})"))
+        page.mouse.click(*page.evaluate(f"explorer.clientPoint({end})"))
     middle = [(a + b) / 2 for a, b in zip(*ends, strict=True)]
-    browser.mouse("mouseMoved", *browser.evaluate(f"explorer.clientPoint({middle})"))
+    page.mouse.move(*page.evaluate(f"explorer.clientPoint({middle})"))
 
 
 if __name__ == "__main__":

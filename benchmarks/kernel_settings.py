@@ -56,7 +56,7 @@ def train_once(epochs: int, threads: int | None, root: Path, params_file: Path) 
     model = VAE(**params.model.model_dump())
     started = time.perf_counter()
     rows = fit(model, train_x, test_x, epochs=epochs, batch_size=settings.batch_size,
-               lr=settings.lr, seed=settings.seed, binarize=data.binarize)  # fmt: skip
+               lr=settings.lr, seed=settings.seed, binarize=data.binarize).rows  # fmt: skip
     seconds = time.perf_counter() - started
     return {
         "weights_sha256": weights_sha256(model),

@@ -56,7 +56,7 @@ TRAINING = ("train", "classifier")
 def stage_flops(params: Params) -> dict[str, int]:
     """The matrix products' floating-point operations of each training stage."""
     model, judge = params.model, params.classifier
-    vae = vae_layers(model.hidden_dim, model.latent_dim)
+    vae = vae_layers(model.hidden_dims, model.latent_dim)
     judge_layers = [(784, judge.hidden_dim), (judge.hidden_dim, judge.hidden_dim),
                     (judge.hidden_dim, 10)]  # fmt: skip
     # Every training epoch is followed by the test set's ELBO; the trained classifier then

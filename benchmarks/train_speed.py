@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import statistics
 import subprocess
@@ -57,7 +58,7 @@ from mnist_vae.training import train_epoch
 LOOPS = ("pytorch-examples", "conventional", "ours", "compiled", "flushed")
 SEED = 1
 # pytorch/examples' VAE: 784-400-20, a standard VAE (no sigmoid on z).
-MODEL = {"hidden_dim": 400, "latent_dim": 20, "sigmoid_latent": False}
+MODEL = {"hidden_dims": [400], "latent_dim": 20, "sigmoid_latent": False}
 
 
 def examples_epoch(model, optimizer, loader, device) -> float:
@@ -105,13 +106,16 @@ def training_flops(layers: list[tuple[int, int]]) -> int:
     return 3 * forward_flops(layers) - 2 * first_inputs * first_outputs
 
 
-def vae_layers(hidden: int, latent: int) -> list[tuple[int, int]]:
-    return [(784, hidden), (hidden, latent), (hidden, latent), (latent, hidden), (hidden, 784)]
+def vae_layers(hidden_dims: list[int], latent: int) -> list[tuple[int, int]]:
+    """The (inputs, outputs) of each linear layer of `mnist_vae.model.VAE`."""
+    encoder, decoder = [784, *hidden_dims], [latent, *reversed(hidden_dims), 784]
+    heads = [(hidden_dims[-1], latent)] * 2  # mean and log-variance
+    return [*itertools.pairwise(encoder), *heads, *itertools.pairwise(decoder)]
 
 
 def epoch_flops(images: int) -> float:
     """The floating-point operations of one training epoch of MODEL over `images` images."""
-    return images * training_flops(vae_layers(MODEL["hidden_dim"], MODEL["latent_dim"]))
+    return images * training_flops(vae_layers(MODEL["hidden_dims"], MODEL["latent_dim"]))
 
 
 def matmul_peak(device: torch.device, size: int = 4096, repeats: int = 5) -> float:

@@ -15,8 +15,9 @@ from mnist_vae.cli import run_stage
 from mnist_vae.figures import loss_curves
 from mnist_vae.mnist import likelihood_targets, load_split
 from mnist_vae.model import VAE
+from mnist_vae.params import ParamsError
 from mnist_vae.runtime import describe_device, stage_setup
-from mnist_vae.training import LOSS_COLUMNS, fit
+from mnist_vae.training import LOSS_COLUMNS, VALIDATION_COLUMNS, fit
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,15 @@ def main() -> None:
     data, settings = params.data, params.train
     torch.manual_seed(settings.seed)
 
-    train_x = load_split("data", "train", data.dataset).flat_float(device)
+    images = load_split("data", "train", data.dataset).flat_float(device)
+    if data.validation_images >= len(images):
+        raise ParamsError(
+            f"params.yaml: data.validation_images: expected fewer than the {len(images)} "
+            f"training images, got {data.validation_images}"
+        )
+    # The last N training images are held out (for MNIST, N = 10,000 is the classic 50k/10k).
+    kept = len(images) - data.validation_images
+    train_x, validation_x = images[:kept], images[kept:]
     test_x = load_split("data", "test", data.dataset).flat_float(device)
     model = VAE(**params.model.model_dump()).to(device)
 
@@ -36,7 +45,7 @@ def main() -> None:
             bar.set_postfix(train=f"{row['train_loss']:.2f}", test=f"{row['test_loss']:.2f}")
             bar.update()
 
-        rows = fit(
+        result = fit(
             model,
             train_x,
             likelihood_targets(test_x, data.binarize),
@@ -45,18 +54,26 @@ def main() -> None:
             lr=settings.lr,
             seed=settings.seed,
             binarize=data.binarize,
+            validation_x=likelihood_targets(validation_x, data.binarize)
+            if len(validation_x)
+            else None,
+            kl_warmup_epochs=settings.kl_warmup_epochs,
+            patience=settings.patience,
             on_epoch=show,
         )
 
-    history = pd.DataFrame(rows)
+    history = pd.DataFrame(result.rows)
+    columns = LOSS_COLUMNS + (VALIDATION_COLUMNS if len(validation_x) else [])
     save_model(model, "models/vae.pt")
     with atomic_open("metrics/loss.csv") as handle:
-        history[LOSS_COLUMNS].to_csv(handle, index=False, float_format="%.4f")
-    final = history.iloc[-1]
-    write_json(
-        "metrics/train.json",
-        {"train_loss": round(final["train_loss"], 4), "test_loss": round(final["test_loss"], 4)},
-    )
+        history[columns].to_csv(handle, index=False, float_format="%.4f")
+    kept = history.iloc[result.kept_epoch - 1]  # the last epoch, or with early stopping the best
+    summary = {name: round(kept[name], 4) for name in columns if name.endswith("_loss")}
+    if settings.patience:
+        summary |= {"best_epoch": result.kept_epoch, "stopped_epoch": len(history)}
+    # The threads change the last bits on some CPUs: the reproduction check compares them.
+    summary["threads"] = torch.get_num_threads()
+    write_json("metrics/train.json", summary)
     # Timings are not results (they differ on every run): logged, never written to metrics.
     log.info(
         "%.2f s per epoch on %s (%d CPU threads)",
@@ -67,7 +84,8 @@ def main() -> None:
     loss_curves(
         history,
         "plots/loss.png",
-        f"VAE on {data.dataset}: latent {params.model.latent_dim}, hidden {params.model.hidden_dim}",
+        f"VAE on {data.dataset}: latent {params.model.latent_dim}, "
+        f"hidden {'-'.join(map(str, params.model.hidden_dims))}",
     )
 
 

@@ -2,6 +2,7 @@
 the benchmark's job, on a quiet machine)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -103,9 +104,9 @@ def test_the_floor_counts_each_stages_products_from_params(monkeypatch):
     floor = _benchmark_module(monkeypatch, "pipeline_floor")
     training = {"epochs": 10, "batch_size": 128, "lr": 0.001, "seed": 1}
     raw = yaml.safe_load(committed("params.yaml"))  # the other sections as committed
-    raw["model"] = {"hidden_dim": 400, "latent_dim": 2, "sigmoid_latent": True,
+    raw["model"] = {"hidden_dims": [400], "latent_dim": 2, "sigmoid_latent": True,
                     "likelihood": "bernoulli"}  # fmt: skip
-    raw["train"] = training
+    raw["train"] = {**training, "kl_warmup_epochs": 0, "patience": 0}
     raw["classifier"] = {**training, "epochs": 5, "hidden_dim": 512}
     params = validate(raw)
     flops = floor.stage_flops(params)
@@ -150,8 +151,12 @@ def test_kernel_settings_hash_the_trained_weights_reproducibly(synthetic_root, p
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         return json.loads(output.strip().splitlines()[-1])
 
-    first, one_thread = train("default"), train("1 thread instead of 2")
+    first, again, one_thread = train("default"), train("default"), train("1 thread instead of 2")
     assert len(first["weights_sha256"]) == 64 and 0 < first["test_loss"] < 784 * 10
+    # The same setting in another process trains the same bits: the table's "same bits as the
+    # default" can only mean the setting.
+    assert again["weights_sha256"] == first["weights_sha256"]
+    assert again["test_loss"] == first["test_loss"]
     assert one_thread["threads"] == 1
 
 
@@ -178,8 +183,35 @@ def test_adam_step_compares_the_two_optimizers_on_the_stages_models(tmp_path, pa
         assert abs(stepped["fused_adam_over_torch_optim"] - theirs / ours) < 0.02 * theirs / ours
 
 
-@pytest.mark.parametrize("script", sorted(p.stem for p in (REPO_ROOT / "benchmarks").glob("*.py")))
-def test_every_benchmark_script_imports(monkeypatch, script):
-    # A benchmark that no test runs whole still must not name what its neighbours no longer have.
+def _usage(docstring: str) -> str:
+    """The usage lines at the top of a benchmark's docstring: `python benchmarks/X.py [...]`
+    and the lines that continue it."""
+    lines = docstring.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.strip().startswith("python benchmarks/"))
+    usage = [lines[first]]
+    for line in lines[first + 1 :]:
+        if not line.strip().startswith(("[", "--")):
+            break
+        usage.append(line)
+    return "\n".join(usage)
+
+
+SCRIPTS = sorted(p.stem for p in (REPO_ROOT / "benchmarks").glob("*.py") if "def main(" in p.read_text())  # fmt: skip
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_benchmark_takes_the_options_its_usage_shows_and_writes_out(
+    monkeypatch, capsys, script
+):
+    # Its imports resolve, its argument parser builds, and the usage in its docstring (what a
+    # reader copies) names only options it takes; every benchmark can write JSON (`--out`).
     module = _benchmark_module(monkeypatch, script)
-    assert module.__file__.endswith(f"{script}.py")
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", "--help"])
+    with pytest.raises(SystemExit) as exited:
+        module.main()
+    assert exited.value.code == 0
+    options = set(re.findall(r"--[\w-]+", capsys.readouterr().out))
+    documented = set(re.findall(r"--[\w-]+", _usage(module.__doc__)))
+    assert documented, script
+    assert documented <= options, f"{script}: its usage shows {sorted(documented - options)}"
+    assert "--out" in options, script

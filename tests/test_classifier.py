@@ -37,6 +37,6 @@ def test_an_empty_training_set_is_a_clear_error():
 
 
 def test_a_vae_file_is_not_taken_for_a_classifier(tmp_path):
-    save_model(VAE(hidden_dim=8), tmp_path / "vae.pt")
+    save_model(VAE(hidden_dims=[8]), tmp_path / "vae.pt")
     with pytest.raises(ModelFileError, match="does not hold a Classifier"):
         load_model(tmp_path / "vae.pt", Classifier)

@@ -1372,6 +1372,22 @@ QUOTES: list[Quote] = [
         (EXPLORER,),
         lambda h: spread(h.json(EXPLORER)["first_digit_ms"]),
     ),
+    Q(
+        "docs/explorer.md",
+        r"the page's floats within (\S+)\. It also checks",
+        ("tests/test_explorer.py",),
+        lambda h: one(
+            re.findall(r"\.max\(\) < (\S+)\n", h.text("tests/test_explorer.py")), "the tolerances"
+        ),
+    ),
+    Q(
+        "docs/explorer.md",
+        r"a decoder whose weights are (\d+) % off",
+        ("tests/test_explorer.py",),
+        lambda h: pct(
+            float(code_figure(h, "tests/test_explorer.py", r"weight\.mul_\(([\d.]+)\)")) - 1, 0
+        ),
+    ),
     # docs/failures.md: the stages a change to `train` reruns
     Q(
         "docs/failures.md",

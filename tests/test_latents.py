@@ -14,7 +14,7 @@ from mnist_vae.model import VAE
 
 def test_interpolation_endpoints_decode_the_two_encoded_means_exactly():
     torch.manual_seed(0)
-    model = VAE(hidden_dim=16, latent_dim=3).eval()
+    model = VAE(hidden_dims=[16], latent_dim=3).eval()
     images = torch.rand(2, 784)
     means = posterior_means(model, images)
     line = line_between(means[0], means[1], 20)

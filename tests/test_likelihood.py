@@ -30,15 +30,15 @@ def test_the_bound_is_log_p_x_exactly_when_the_posterior_is_exact():
     # A decoder that ignores z makes p(x|z) = p(x), so the true posterior is the prior; an encoder
     # that outputs mu = 0, logvar = 0 is then exact and every importance weight equals p(x).
     torch.manual_seed(0)
-    model = VAE(hidden_dim=8, latent_dim=2)
+    model = VAE(hidden_dims=[8], latent_dim=2)
     with torch.no_grad():
-        for layer in (model.fc_mu, model.fc_logvar, model.fc3):
+        for layer in (model.fc_mu, model.fc_logvar, model.decoder[0]):
             layer.weight.zero_()
             layer.bias.zero_()
-        model.fc4.weight.zero_()
-        model.fc4.bias.copy_(torch.randn(784))
+        model.fc_out.weight.zero_()
+        model.fc_out.bias.copy_(torch.randn(784))
     x = torch.rand(6, 784)
-    log_p_x = -reconstruction_nll(model.fc4.bias.expand(6, -1), x)
+    log_p_x = -reconstruction_nll(model.fc_out.bias.expand(6, -1), x)
     for k in (1, 7, 600):
         bound = _bound(model, x, k, samples_per_draw=250)
         assert torch.allclose(bound, log_p_x, rtol=0, atol=1e-3), k
@@ -48,9 +48,9 @@ def test_the_bound_is_log_p_x_exactly_when_the_posterior_is_exact():
 @pytest.mark.parametrize("sigmoid_latent", [True, False])
 def test_the_fast_bernoulli_log_likelihood_is_the_per_pixel_sum(sigmoid_latent, spread):
     torch.manual_seed(0)
-    model = VAE(hidden_dim=32, latent_dim=3, sigmoid_latent=sigmoid_latent).eval()
+    model = VAE(hidden_dims=[32], latent_dim=3, sigmoid_latent=sigmoid_latent).eval()
     with torch.no_grad():
-        model.fc4.weight.mul_(20)  # logits far into both tails, where softplus is delicate
+        model.fc_out.weight.mul_(20)  # logits far into both tails, where softplus is delicate
     x = torch.rand(7, 784) * (torch.rand(7, 784) > 0.5)  # grey levels and exact zeros
     z = torch.randn(7, 3) + spread * torch.randn(50, 7, 3)  # 50 samples around each image's mean
     with torch.no_grad():
@@ -67,14 +67,20 @@ def _reference_bound(model, x, k, seed):
     """The k-sample bound written from its formula in float64, with noise of its own:
     log (1/k) Σᵢ p(x | zᵢ) N(zᵢ; 0, I) / N(zᵢ; μ, σ²),  zᵢ = μ + σ εᵢ,  εᵢ ~ N(0, I)."""
     w = {name: tensor.detach().double() for name, tensor in model.state_dict().items()}
+
+    def relu_layers(h, stack):  # `stack`'s Linear layers are its modules 0, 2, 4, ...
+        for i in range(len(model.hidden_dims)):
+            h = torch.relu(h @ w[f"{stack}.{2 * i}.weight"].T + w[f"{stack}.{2 * i}.bias"])
+        return h
+
     x = x.double()
-    h = torch.relu(x @ w["fc1.weight"].T + w["fc1.bias"])
+    h = relu_layers(x, "encoder")
     mu = h @ w["fc_mu.weight"].T + w["fc_mu.bias"]
     sigma = torch.exp(0.5 * (h @ w["fc_logvar.weight"].T + w["fc_logvar.bias"]))
     eps = torch.randn(k, *mu.shape, generator=torch.Generator().manual_seed(seed)).double()
     z = mu + sigma * eps  # (k, N, d)
     u = torch.sigmoid(z) if model.sigmoid_latent else z
-    logits = torch.relu(u @ w["fc3.weight"].T + w["fc3.bias"]) @ w["fc4.weight"].T + w["fc4.bias"]
+    logits = relu_layers(u, "decoder") @ w["fc_out.weight"].T + w["fc_out.bias"]
     p = torch.sigmoid(logits)
     log_p_x_given_z = x * torch.log(p) + (1 - x) * torch.log1p(-p)  # Bernoulli, per pixel
     if model.likelihood == "continuous_bernoulli":  # + log C(p), C(p) = 2 atanh(1-2p) / (1-2p)
@@ -87,15 +93,18 @@ def _reference_bound(model, x, k, seed):
     return torch.logsumexp(log_weights, dim=0) - math.log(k)
 
 
-@pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli"])
-def test_the_bound_is_the_bound_written_from_its_formula(likelihood):
+@pytest.mark.parametrize(
+    ("likelihood", "hidden_dims"),
+    [("bernoulli", [16]), ("continuous_bernoulli", [16]), ("bernoulli", [16, 8])],
+)
+def test_the_bound_is_the_bound_written_from_its_formula(likelihood, hidden_dims):
     # The same estimator with other noise: the two differ only by sampling noise, about 0.1 nats
     # per image here, 0.03 in the mean. An encoder that is off the prior (mean 0.3, log-variance
     # -0.4) makes each term of the weights count: a dropped log-determinant moves the mean by
     # 0.4, a draw left out of the running logsumexp by a nat. Ours runs in batches of 4 images
-    # and draws of 700, 700 and 600 samples.
+    # and draws of 700, 700 and 600 samples. Two hidden layers take the layer-by-layer path.
     torch.manual_seed(0)
-    model = VAE(hidden_dim=16, likelihood=likelihood).eval()
+    model = VAE(hidden_dims=hidden_dims, likelihood=likelihood).eval()
     with torch.no_grad():
         model.fc_mu.bias.add_(0.3)
         model.fc_logvar.bias.fill_(-0.4)
@@ -109,7 +118,7 @@ def test_the_bound_is_the_bound_written_from_its_formula(likelihood):
 
 def test_more_importance_samples_give_a_tighter_bound():
     torch.manual_seed(0)
-    model = VAE(hidden_dim=16)
+    model = VAE(hidden_dims=[16])
     x = torch.rand(300, 784)
     assert _bound(model, x, 10).mean() > _bound(model, x, 1).mean()
 
@@ -118,7 +127,7 @@ def test_k_equal_1_is_the_elbo_within_noise(synthetic_root):
     from mnist_vae.mnist import load_split
 
     torch.manual_seed(0)
-    model = VAE(hidden_dim=16)
+    model = VAE(hidden_dims=[16])
     train = load_split(synthetic_root, "train").flat_float()
     fit(model, train, train[:10], epochs=2, batch_size=64, lr=1e-2, seed=0)
     x = train.repeat(4, 1)  # 2048 rows: sampling noise averages out
@@ -170,7 +179,7 @@ class _RecordingVAE(VAE):
 
 def _batches_seen(seed):
     torch.manual_seed(0)
-    model = _RecordingVAE(hidden_dim=4)
+    model = _RecordingVAE(hidden_dims=[4])
     model.seen = []
     grey = torch.full((32, 784), 0.5)
     fit(model, grey, grey[:4], epochs=2, batch_size=32, lr=1e-3, seed=seed, binarize="dynamic")

@@ -8,7 +8,7 @@ from mnist_vae.model import VAE, BernoulliNLL, loss_terms
 
 
 def test_shapes_follow_the_hyperparameters():
-    model = VAE(hidden_dim=16, latent_dim=3)
+    model = VAE(hidden_dims=[16], latent_dim=3)
     logits, mu, logvar = model(torch.rand(5, 784))
     assert logits.shape == (5, 784)
     assert mu.shape == logvar.shape == (5, 3)
@@ -18,9 +18,11 @@ def test_shapes_follow_the_hyperparameters():
 def test_decode_gives_each_pixels_expected_value_under_the_likelihood():
     torch.manual_seed(0)
     z = torch.randn(100, 2) * 3
-    bernoulli = VAE(hidden_dim=8)
-    assert torch.equal(bernoulli.decode(z), torch.sigmoid(bernoulli.decode_logits(z)))
-    continuous = VAE(hidden_dim=8, likelihood="continuous_bernoulli")
+    bernoulli = VAE(hidden_dims=[8])
+    # E[x] under PyTorch's own Bernoulli of the decoder's logits (its `probs`).
+    expected = torch.distributions.Bernoulli(logits=bernoulli.decode_logits(z)).mean
+    torch.testing.assert_close(bernoulli.decode(z), expected, rtol=0, atol=1e-7)
+    continuous = VAE(hidden_dims=[8], likelihood="continuous_bernoulli")
     continuous.load_state_dict(bernoulli.state_dict())
     # E[x] under the continuous Bernoulli: λ / (2λ − 1) + 1 / (2 atanh(1 − 2λ)), in float64.
     lam = torch.sigmoid(continuous.decode_logits(z).double())
@@ -30,8 +32,8 @@ def test_decode_gives_each_pixels_expected_value_under_the_likelihood():
 
 def test_sigmoid_on_z_is_the_switch_between_report_and_standard_decoder():
     torch.manual_seed(0)
-    report = VAE(hidden_dim=8, sigmoid_latent=True)
-    standard = VAE(hidden_dim=8, sigmoid_latent=False)
+    report = VAE(hidden_dims=[8], sigmoid_latent=True)
+    standard = VAE(hidden_dims=[8], sigmoid_latent=False)
     standard.load_state_dict(report.state_dict())
     z = torch.tensor([[3.0, -2.0]])
     assert torch.allclose(report.decode(z), standard.decode(torch.sigmoid(z)))

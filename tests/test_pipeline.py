@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 
 from mnist_vae.training import LOSS_COLUMNS
 
@@ -17,9 +18,7 @@ def test_repro_trains_and_then_has_nothing_to_do(pipeline_repo):
 
     history = pd.read_csv(pipeline_repo.root / "metrics/loss.csv")
     assert list(history.columns) == LOSS_COLUMNS
-    assert history["epoch"].tolist() == [1, 2, 3]
-    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
-    assert history["test_loss"].iloc[-1] < history["test_loss"].iloc[0]
+    assert history["epoch"].tolist() == [1, 2, 3]  # that the loss falls: test_training.py
 
     metrics = json.loads((pipeline_repo.root / "metrics/train.json").read_text())
     assert metrics["test_loss"] == pytest.approx(history["test_loss"].iloc[-1], abs=1e-3)
@@ -30,13 +29,13 @@ def test_repro_trains_and_then_has_nothing_to_do(pipeline_repo):
     assert "Running stage" not in again.stdout
 
 
-def test_same_params_same_seed_give_identical_outputs(pipeline_repo):
-    pipeline_repo.run("dvc", "repro", "train")
-    table = (pipeline_repo.root / "metrics/loss.csv").read_bytes()
-    model = (pipeline_repo.root / "models/vae.pt").read_bytes()
-    pipeline_repo.run("dvc", "repro", "--force", "--single-item", "train")
-    assert (pipeline_repo.root / "metrics/loss.csv").read_bytes() == table
-    assert (pipeline_repo.root / "models/vae.pt").read_bytes() == model
+def test_same_params_same_seed_give_identical_outputs(reproduced_repo):
+    root = reproduced_repo.root
+    table = (root / "metrics/loss.csv").read_bytes()
+    model = (root / "models/vae.pt").read_bytes()
+    reproduced_repo.run("dvc", "repro", "--force", "--single-item", "train")
+    assert (root / "metrics/loss.csv").read_bytes() == table
+    assert (root / "models/vae.pt").read_bytes() == model
 
 
 # Pixel sizes follow from the tiny params in conftest: 4×4 reconstructions, 20 and 30 samples in
@@ -61,19 +60,12 @@ def _png_size(path):
         return image.size
 
 
-def test_every_figure_stage_writes_its_pngs_and_metrics(pipeline_repo):
-    result = pipeline_repo.run("dvc", "repro")
-    for stage in (
-        "train",
-        "classifier",
-        "evaluate",
-        "generate",
-        "interpolate",
-        "evaluate_likelihood",
-        "explorer",
-    ):
-        assert f"Running stage '{stage}'" in result.stdout
-    root = pipeline_repo.root
+def test_every_figure_stage_writes_its_pngs_and_metrics(reproduced_repo):
+    # `dvc repro` ran every stage here (conftest's `reproduced_repo`) and recorded each one
+    root = reproduced_repo.root
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    assert set(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == set(stages)
+    assert json.loads(reproduced_repo.run("dvc", "status", "--json").stdout) == {}
     for path, size in EXPECTED_PNG_SIZES.items():
         assert _png_size(root / path) == size, path
 
@@ -81,7 +73,7 @@ def test_every_figure_stage_writes_its_pngs_and_metrics(pipeline_repo):
     # decoder and all 128 test images, and the same bytes when the stage runs again.
     page = (root / "plots/latent_explorer.html").read_bytes()
     assert b'"count":128' in page and b'"hidden_dim":32' in page and b'"steps":5' in page
-    pipeline_repo.run("dvc", "repro", "--force", "--single-item", "explorer")
+    reproduced_repo.run("dvc", "repro", "--force", "--single-item", "explorer")
     assert (root / "plots/latent_explorer.html").read_bytes() == page
 
     evaluation = json.loads((root / "metrics/eval.json").read_text())
@@ -107,33 +99,35 @@ def test_every_figure_stage_writes_its_pngs_and_metrics(pipeline_repo):
     assert likelihood["iwae"]["k20"] > likelihood["iwae"]["k1"]
 
     train = json.loads((root / "metrics/train.json").read_text())
-    assert set(train) == {"train_loss", "test_loss"}  # results only: no timings
+    assert set(train) == {"train_loss", "test_loss", "threads"}  # results only: no timings
 
-    pipeline_repo.run("dvc", "plots", "show", "-o", "page")
+    reproduced_repo.run("dvc", "plots", "show", "-o", "page")
     html = (root / "page/index.html").read_text()
     assert "cdn.jsdelivr" not in html and "vegaEmbed" in html
     for path in EXPECTED_PNG_SIZES:
         assert path.replace("/", "_") in html, path
 
 
-def test_a_one_dimensional_latent_still_gets_every_figure(pipeline_repo):
-    pipeline_repo.set_params({"model": {"latent_dim": 1}})
-    pipeline_repo.run("dvc", "repro")
-    root = pipeline_repo.root
+def test_a_one_dimensional_latent_still_gets_every_figure(reproduced_repo):
+    reproduced_repo.set_params({"model": {"latent_dim": 1}})
+    reproduced_repo.run("dvc", "repro")
+    root = reproduced_repo.root
     assert _png_size(root / "plots/latent_grid.png") == (
         10 + 244 + 10,
         36 + 64 + 10,
     )  # one row of 4
     assert _png_size(root / "plots/latent_scatter.png") == (700, 600)
-    assert 'id="needs-2d"' in (root / "plots/latent_explorer.html").read_text()
+    # The explorer stage ran too (repro stops at a failing stage); test_explorer.py checks the page.
 
 
-def test_dynamic_binarization_and_the_continuous_bernoulli_run_through_the_pipeline(pipeline_repo):
-    pipeline_repo.set_params(
+def test_dynamic_binarization_and_the_continuous_bernoulli_run_through_the_pipeline(
+    reproduced_repo,
+):
+    reproduced_repo.set_params(
         {"data": {"binarize": "dynamic"}, "model": {"likelihood": "continuous_bernoulli"}}
     )
-    pipeline_repo.run("dvc", "repro", "evaluate_likelihood", "evaluate")
-    root = pipeline_repo.root
+    reproduced_repo.run("dvc", "repro", "evaluate_likelihood", "evaluate")
+    root = reproduced_repo.root
     # A density on [0, 1]: positive log-likelihoods for these near-binary images.
     likelihood = json.loads((root / "metrics/likelihood.json").read_text())
     assert likelihood["iwae"]["k1"] > 0

@@ -1,19 +1,17 @@
 """The offline plots page: DVC's charts must render without a CDN."""
 
 import hashlib
+import io
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from browser import MISSING, find_chromium, offline_chromium, offline_page
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "vendor/vega/dvc-plots-offline.html"
-sys.path.insert(0, str(REPO / "benchmarks"))
-from chromium import HEADLESS  # noqa: E402  (Chromium's switches, the network off among them)
 
 
 def _build_script_pins() -> dict[str, str]:
@@ -40,42 +38,64 @@ def test_dvc_is_configured_to_use_it():
     assert "html_template = ../vendor/vega/dvc-plots-offline.html" in config
 
 
-CHROMIUM = shutil.which("chromium")
+CHROMIUM = find_chromium()
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason=MISSING)
 
-
-# Chromium's own switches (HEADLESS) keep it off the network: a page that needed a CDN stays
-# blank. This test dumps the DOM, so it needs no DevTools pipe and runs on Windows too.
+# A line chart of two points, drawn by vega-embed, from the page's own copy or from a CDN.
 SPEC = '{"data": {"values": [{"x": 1, "y": 2}, {"x": 2, "y": 3}]}, "mark": "line", "encoding": {"x": {"field": "x", "type": "quantitative"}, "y": {"field": "y", "type": "quantitative"}}}'
 CHART = f'<div id="chart"></div><script>vegaEmbed("#chart", {SPEC});</script>'
+# The scripts of DVC's own template, from its CDN.
+CDN_SCRIPTS = [
+    f"https://cdn.jsdelivr.net/npm/{name}" for name in ("vega@5", "vega-lite@5", "vega-embed@6")
+]
 
 
-def _rendered_offline(page: Path) -> str:
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run(
-            [CHROMIUM, *HEADLESS, f"--user-data-dir={profile}", "--virtual-time-budget=5000",
-             "--dump-dom", page.as_uri()],
-            capture_output=True, text=True, timeout=60,
-        ).stdout  # fmt: skip
+def _pixels(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGB")).astype(int)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (`apt-get install chromium`)")
-def test_a_chart_renders_with_the_network_off(tmp_path):
-    page = tmp_path / "index.html"
-    page.write_text(
+@pytest.fixture(scope="module")
+def browser():
+    with offline_chromium(CHROMIUM) as chromium:
+        yield chromium
+
+
+@needs_chromium
+def test_a_chart_renders_with_the_network_off(browser, tmp_path):
+    path = tmp_path / "index.html"
+    path.write_text(
         TEMPLATE.read_text(encoding="utf-8")
         .replace("{plot_divs}", CHART)
         .replace("{refresh_tag}", "")
     )
-    assert 'class="marks"' in _rendered_offline(page)
-    # The same chart from the CDN that DVC's own template uses stays blank: the network is off.
-    cdn = tmp_path / "cdn.html"
-    cdn.write_text(
-        "<html><body>"
-        + "".join(
-            f'<script src="https://cdn.jsdelivr.net/npm/{name}"></script>'
-            for name in ("vega@5", "vega-lite@5", "vega-embed@6")
-        )
-        + CHART
-        + "</body></html>"
-    )
-    assert 'class="marks"' not in _rendered_offline(cdn)
+    page = offline_page(browser, 800, 600)
+    page.goto(path.as_uri())
+    page.wait_for_selector("#chart .marks")
+    chart = _pixels(page.locator("#chart").screenshot())
+    # Dark axis labels and ticks, and the line, the one coloured mark (vega's blue): from
+    # (1, 2) up to (2, 3), so higher on screen (a smaller row) at its right end.
+    assert (chart.max(axis=2) < 128).sum() > 100
+    rows, columns = np.nonzero(chart.max(axis=2) - chart.min(axis=2) > 50)
+    assert len(rows) > 200
+    assert rows[columns == columns.max()].mean() < rows[columns == columns.min()].mean()
+    page.context.close()
+
+
+@needs_chromium
+@pytest.mark.parametrize("setting", ["offline page", "Chromium's switches alone"])
+def test_a_page_that_needs_a_cdn_stays_blank(browser, tmp_path, setting):
+    """The same chart from a CDN: each script is asked for and never arrives. The offline
+    page (what every browser test uses) and, under it, Chromium's own switches each keep it so."""
+    path = tmp_path / "cdn.html"
+    scripts = "".join(f'<script src="{url}"></script>' for url in CDN_SCRIPTS)
+    path.write_text(f"<html><body>{scripts}{CHART}</body></html>")
+    page = offline_page(browser, 800, 600) if setting == "offline page" else browser.new_page()
+    failed = []
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    page.goto(path.as_uri())  # returns at the load event, after every script has failed
+    assert sorted(failed) == sorted(CDN_SCRIPTS)
+    assert page.evaluate("typeof vegaEmbed") == "undefined"
+    assert page.locator("#chart .marks").count() == 0
+    assert (_pixels(page.screenshot()) == 255).all()
+    page.context.close()

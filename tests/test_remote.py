@@ -1,6 +1,10 @@
 """Results travel: README's "Share results" commands against a real S3-compatible server
 (SeaweedFS on 127.0.0.1), a bare git repository as the git remote, and a colleague's clone."""
 
+import subprocess
+import time
+from pathlib import Path
+
 import pytest
 from conftest import PipelineRepo, documented_commands
 
@@ -47,3 +51,60 @@ def test_the_model_artifact_is_fetched_by_name_through_the_remote(shared_project
     elsewhere.run(*get, AWS_ACCESS_KEY_ID=s3.key, AWS_SECRET_ACCESS_KEY=s3.secret)
     model = (shared_project.author.root / "models" / "vae.pt").read_bytes()
     assert (elsewhere.root / "vae.pt").read_bytes() == model
+
+
+def _connections_to(port: int) -> set[str]:
+    """The local ends of this machine's established TCP connections to 127.0.0.1:`port`."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if state == "01" and int(remote.split(":")[1], 16) == port:  # 01: ESTABLISHED
+            found.add(local)
+    return found
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc/net/tcp")
+def test_a_push_the_server_dies_in_completes_when_pushed_again(shared_project, reproduced_repo):
+    """The server is frozen (SIGSTOP) so that `dvc push` is surely under way, talking to it,
+    when it is killed (SIGKILL). After a restart on the same data, the same push completes,
+    and a fresh clone pulls every output byte for byte."""
+    s3, repo = shared_project.s3, reproduced_repo
+    repo.run("dvc", "remote", "add", "-d", "storage", "s3://dvc/cut-off")
+    repo.run("dvc", "remote", "modify", "storage", "endpointurl", s3.endpoint)
+    repo.commit("DVC remote: the S3 server")
+    for words in shared_project.credentials:
+        repo.run(*words)
+    outputs, cache = repo.outputs(), sorted((repo.root / ".dvc" / "cache").rglob("*"))
+    port, earlier = s3.ports["s3.port"], _connections_to(s3.ports["s3.port"])
+    try:
+        s3.freeze()
+        push = subprocess.Popen(["dvc", "push"], cwd=repo.root, env=repo.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 120  # only a hang gets there
+        while not _connections_to(port) - earlier and push.poll() is None:
+            assert time.monotonic() < deadline, "dvc push never connected"
+            time.sleep(0.05)
+        s3.kill()
+        _, said = push.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        push.kill()
+        raise
+    finally:
+        if s3.process is not None:
+            s3.kill()
+        s3.start()
+    assert push.returncode != 0, said
+    assert [line for line in said.splitlines() if line.startswith("ERROR")], said
+    assert repo.outputs() == outputs  # the workspace and the cache as they were
+    assert sorted((repo.root / ".dvc" / "cache").rglob("*")) == cache
+
+    repo.run("dvc", "push")
+    clone = PipelineRepo(repo.root.parent / "clone")
+    subprocess.run(["git", "clone", "-q", str(repo.root), str(clone.root)], check=True,
+                   capture_output=True)  # fmt: skip
+    for words in shared_project.credentials:
+        clone.run(*words)
+    clone.run("dvc", "pull")
+    assert clone.outputs() == outputs
+    assert "Data and pipelines are up to date." in clone.run("dvc", "status").stdout

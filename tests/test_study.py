@@ -92,14 +92,32 @@ def start(repo: PipelineRepo, command: list[str]) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
+def finish(process: subprocess.Popen) -> tuple[int, str]:
+    """A worker's exit status and what it said; killed after a deadline that only a hang meets."""
+    try:
+        _, said = process.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    return process.returncode, said
+
+
+def pushed(said: str) -> list[str]:
+    return sorted(re.findall(r"pushed (\S+) to origin", said))
+
+
 @pytest.mark.e2e
-def test_two_workers_run_a_study_through_the_remotes_and_a_third_clone_collects_it(
+def test_a_study_on_two_machines_survives_the_store_failing_and_a_third_clone_collects_it(
     one_machine_study, shared_project, tmp_path
 ):
-    """Two machines (clones) run their shares at the same time and push each experiment to
-    the bare git remote and the S3 server; a fresh clone collects the same table as one
-    machine did, and an experiment applied there is complete: models present, nothing to rerun.
-    The workers and the collector run docs/study.md's miniature commands as written."""
+    """Two machines (clones) run their shares and push each experiment to the bare git remote
+    and the S3 server, which goes down while worker 1 trains its second experiment: that push
+    fails after DVC sent the git ref, so a collector finds the experiment without its model
+    and says so. The same worker line again pushes it; a fresh clone then collects the same
+    table as one machine did, and every experiment applied there is complete: model present,
+    nothing to rerun. Workers and collector run docs/study.md's miniature commands as written."""
+    s3 = shared_project.s3
     out = tmp_path / "collected"
     *shares, collect = documented_commands(
         "docs/study.md", "On several machines", {"/tmp/tiny-study": str(out)}, block=2
@@ -111,24 +129,52 @@ def test_two_workers_run_a_study_through_the_remotes_and_a_third_clone_collects_
     workers[1].run("dvc", "exp", "run", "--queue", "--name", "study-standard-e1-s2",
                    "-S", "model.sigmoid_latent=false", "-S", "train.epochs=1",
                    "-S", "train.seed=2")  # fmt: skip
-    running = [start(worker, share) for worker, share in zip(workers, shares, strict=True)]
-    said = []
-    for process in running:
-        _, stderr = process.communicate(timeout=900)
-        assert process.returncode == 0, stderr
-        said.append(stderr)
-    assert "queued 2 experiments, 0 already done, 0 still on the queue" in said[0]
-    assert "queued 1 experiments, 0 already done, 1 still on the queue" in said[1]
-    assert sorted(re.findall(r"pushed (\S+) to origin", said[0])) == [
-        "study-sigmoid_on_z-e1-s1", "study-standard-e1-s1"]  # fmt: skip
-    assert sorted(re.findall(r"pushed (\S+) to origin", said[1])) == [
-        "study-sigmoid_on_z-e1-s2", "study-standard-e1-s2"]  # fmt: skip
+    code, said = finish(start(workers[1], shares[1]))
+    assert code == 0, said
+    assert "queued 1 experiments, 0 already done, 1 still on the queue" in said
+    assert pushed(said) == ["study-sigmoid_on_z-e1-s2", "study-standard-e1-s2"]
 
-    # Worker 1's machine is gone; a fresh one resumes its share from the remote: nothing to do.
+    try:
+        worker = start(workers[0], shares[0])
+        for line in worker.stderr:  # the store goes down once the first experiment is pushed
+            if line.startswith("pushed study-sigmoid_on_z-e1-s1"):
+                s3.stop()
+                break
+        code, said = finish(worker)
+    finally:
+        if s3.process is None:
+            s3.start()  # the same data and ports
+    assert code == 1
+    assert (
+        said.strip()
+        .splitlines()[-1]
+        .startswith("error: `dvc exp push` failed: ERROR: failed to push cache")
+    ), said
+    origin = PipelineRepo(shared_project.origin)
+    refs = origin.run("git", "for-each-ref", "--format=%(refname:lstrip=-1)", "refs/exps").stdout
+    assert "study-standard-e1-s1" in refs.split()  # DVC pushed the git ref, then failed
+
+    early = shared_project.clone(tmp_path / "early-collector")
+    stopped = early.run(*collect, check=False)
+    assert stopped.returncode == 1
+    assert stopped.stderr.strip().splitlines()[-1] == (
+        "error: 1 of 4 study experiments arrived without their models, which are on neither "
+        "this machine nor the DVC remote: study-standard-e1-s1 (worker 1/2); on each of those "
+        "workers' machines run its line again, which pushes them: "
+        "`python -m mnist_vae.study run --epochs 1 --seeds 1 2 --worker 1/2`"
+    )
+    assert not out.exists() and early.git_status() == []  # nothing written
+
+    code, said = finish(start(workers[0], shares[0]))  # the same line again, the store back
+    assert code == 0, said
+    assert pushed(said) == ["study-standard-e1-s1"]
+    assert "queued 0 experiments, 2 already done, 0 still on the queue" in said
+
+    # Worker 1's machine is gone; a fresh one resumes its share from the remotes: nothing to do.
     again = shared_project.clone(tmp_path / "worker-1-again")
     resumed = again.run(*STUDY, "run", *TINY_STUDY, "--worker", "1/2").stderr
     assert "queued 0 experiments, 2 already done, 0 still on the queue" in resumed
-    assert not re.findall(r"pushed (\S+) to origin", resumed)
+    assert not pushed(resumed)
 
     collector = shared_project.clone(tmp_path / "collector")
     alone = collector.run(*STUDY, "collect", *TINY_STUDY, "--workers", "2", "--out", str(out),
@@ -144,9 +190,10 @@ def test_two_workers_run_a_study_through_the_remotes_and_a_third_clone_collects_
     for name in ("runs.csv", "curves.csv"):
         assert (out / name).read_bytes() == (one_machine / name).read_bytes(), name
 
-    collector.run("dvc", "exp", "apply", "study-standard-e1-s2")
-    assert (collector.root / "models" / "vae.pt").stat().st_size > 0
-    assert "Data and pipelines are up to date." in collector.run("dvc", "status").stdout
+    for name in study.plan((1,), (1, 2)):
+        collector.run("dvc", "exp", "apply", name)
+        assert (collector.root / "models" / "vae.pt").stat().st_size > 0, name
+        assert "Data and pipelines are up to date." in collector.run("dvc", "status").stdout, name
     params = yaml.safe_load((collector.root / "params.yaml").read_text())
     assert (params["model"]["sigmoid_latent"], params["train"]["seed"]) == (False, 2)
 
@@ -346,3 +393,14 @@ def test_collecting_without_the_experiments_stops_in_one_line(monkeypatch, tmp_p
                        r"study-sigmoid_on_z-e10-s1 \(worker 1/3\), .*; run each worker's share again$"):  # fmt: skip
         study.collect(names, tmp_path, "HEAD", workers=3)
     assert not any(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.e2e
+def test_a_worker_the_store_refuses_stops_in_one_line_and_writes_nothing(shared_project, tmp_path):
+    s3, origin = shared_project.s3, shared_project.origin
+    worker = shared_project.clone(tmp_path / "worker")
+    worker.run("dvc", "remote", "modify", "--local", "storage", "secret_access_key", "wrong")
+    stored, refs = s3.keys("dvc"), pushed_experiments(origin)
+    said = refused(worker, "--worker", "1/2")
+    assert said.startswith("error: cannot compare with the DVC remote: "), said
+    assert s3.keys("dvc") == stored and pushed_experiments(origin) == refs

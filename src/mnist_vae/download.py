@@ -224,7 +224,8 @@ def fetch_dataset(
                 if problems:
                     raise DataError("; ".join(problems))
             except (Exception, SystemExit) as error:  # any failure moves on to the next source
-                failures.append(f"{name}: {type(error).__name__}: {error}")
+                # one line per source, though torchvision's error spans one per mirror
+                failures.append(f"{name}: {type(error).__name__}: {' '.join(str(error).split())}")
                 log.warning("source %s failed: %s", name, failures[-1])
                 continue
             _install(workdir, destination, expected)

@@ -71,22 +71,37 @@ def explorer_page(
     """The page for `vae` over a test set (`images` uint8 (N, 28, 28), `labels` (N,)).
 
     A latent of other than two dimensions gets a page that says why there is no plane to
-    explore, rather than a slice that would hide how the other dimensions move the picture.
+    explore, rather than a slice that would hide how the other dimensions move the picture; a
+    decoder of more than one hidden layer, one that says the page decodes only the report's.
     """
     if vae.latent_dim != 2:
         return _fill(
-            "explorer_needs_2d.html",
-            LATENT_DIM=str(vae.latent_dim),
+            "explorer_unavailable.html",
             DATASET=dataset.name,
+            REASON=f"This model's latent has <strong>{vae.latent_dim}</strong> dimensions. The "
+            "explorer decodes the points of a 2-D latent plane; a plane cut through a latent of "
+            "another size would show the decoder with the other dimensions held fixed, a picture "
+            "of the cut rather than of the model, so none is drawn.",
+            FIX="Set <code>model.latent_dim: 2</code>",
+        )
+    if len(vae.hidden_dims) != 1:
+        return _fill(
+            "explorer_unavailable.html",
+            DATASET=dataset.name,
+            REASON=f"This model's decoder has <strong>{len(vae.hidden_dims)}</strong> hidden "
+            "layers. The page decodes in the browser with the report's decoder, one hidden layer.",
+            FIX="Set <code>model.hidden_dims</code> to one layer, e.g. <code>[400]</code>,",
         )
     device = next(vae.parameters()).device
     x = images.reshape(len(images), -1).to(device).float().div(255)
     means = posterior_means(vae, x).cpu()
-    state = {name: tensor.cpu() for name, tensor in vae.state_dict().items()}
+    # The decoder's hidden layer (hidden, 2) and output layer (784, hidden), under the names of
+    # pytorch/examples' VAE, which the page reads.
+    layers = {"fc3": vae.decoder[0], "fc4": vae.fc_out}
     data = {
         "dataset": dataset.name,
         "class_names": list(dataset.class_names),
-        "hidden_dim": vae.hidden_dim,
+        "hidden_dim": vae.hidden_dims[0],
         "sigmoid_latent": vae.sigmoid_latent,
         "likelihood": vae.likelihood,
         "steps": steps,
@@ -94,10 +109,11 @@ def explorer_page(
         "limits": plane_limits(means, vae.sigmoid_latent),
         "count": len(labels),
         "thumbnails_per_row": THUMBNAILS_PER_ROW,
-        "fc3_weight": _base64(state["fc3.weight"].numpy(), "<f4"),  # (hidden, 2)
-        "fc3_bias": _base64(state["fc3.bias"].numpy(), "<f4"),
-        "fc4_weight": _base64(state["fc4.weight"].numpy(), "<f4"),  # (784, hidden)
-        "fc4_bias": _base64(state["fc4.bias"].numpy(), "<f4"),
+        **{
+            f"{name}_{part}": _base64(getattr(layer, part).detach().cpu().numpy(), "<f4")
+            for name, layer in layers.items()
+            for part in ("weight", "bias")
+        },
         "means": _base64(means.numpy(), "<f4"),  # (N, 2), z
         "labels": _base64(labels.numpy(), "u1"),
     }

@@ -94,10 +94,12 @@ def save_loss_chart(
 
 
 def loss_curves(history: pd.DataFrame, path: str | Path, title: str) -> None:
-    """Train and test negative ELBO per image against epoch."""
+    """Train, test (and validation, where held out) negative ELBO per image against epoch."""
     figure, axis = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     axis.plot(history["epoch"], history["train_loss"], marker="o", label="train")
     axis.plot(history["epoch"], history["test_loss"], marker="s", label="test")
+    if "validation_loss" in history:
+        axis.plot(history["epoch"], history["validation_loss"], marker="^", label="validation")
     save_loss_chart(figure, axis, path, title)
 
 

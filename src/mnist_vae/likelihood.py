@@ -27,7 +27,7 @@ def _bernoulli_log_likelihoods(model: VAE, z: torch.Tensor, x: torch.Tensor) -> 
 
     The same sum as the decoder's 784 logits l give pixel by pixel, from two identities:
 
-    1. The decoder is piecewise linear in its input u = `model.decoder_input(z)`:
+    1. A decoder with one hidden layer is piecewise linear in its input u = `model.decoder_input(z)`:
        l = W₄ h + b₄ with h = relu(W₃ u + b₃). One image's samples lie in a small box of u; a
        hidden unit whose input is positive over the whole box (its ends along each axis decide)
        is linear there, and one negative over it is zero. So l = (W₄ D W₃) u + W₄ D b₃ + b₄ +
@@ -40,7 +40,8 @@ def _bernoulli_log_likelihoods(model: VAE, z: torch.Tensor, x: torch.Tensor) -> 
        values (each ≥ 2⁻⁴⁹, far from float32's limits): 16 logarithms per image, not 784.
     """
     u = model.decoder_input(z)
-    w3, b3, w4, b4 = model.fc3.weight, model.fc3.bias, model.fc4.weight, model.fc4.bias
+    hidden, out = model.decoder[0], model.fc_out
+    w3, b3, w4, b4 = hidden.weight, hidden.bias, out.weight, out.bias
     low, high = torch.aminmax(u, dim=0)  # each image's box, (B, d)
     ends = torch.stack([low.unsqueeze(1) * w3, high.unsqueeze(1) * w3])  # (2, B, hidden, d)
     lowest, highest = ends.amin(dim=0).sum(dim=-1) + b3, ends.amax(dim=0).sum(dim=-1) + b3
@@ -68,7 +69,7 @@ def _bernoulli_log_likelihoods(model: VAE, z: torch.Tensor, x: torch.Tensor) -> 
 
 def _log_likelihoods(model: VAE, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """log p(x_b | z_sb) in nats, shape (S, B), for latents z (S, B, d) of images x (B, 784)."""
-    if model.likelihood == "bernoulli":
+    if model.likelihood == "bernoulli" and len(model.hidden_dims) == 1:
         return _bernoulli_log_likelihoods(model, z, x)
     # One image at a time, so the logits (S × 784 floats) stay small.
     columns = []

@@ -1,15 +1,17 @@
 """The report's VAE: 784 → hidden → (mu, logvar) of a small latent; z → [sigmoid] → hidden → 784.
 
+`hidden_dims` lists the encoder's hidden layers, each a Linear and a ReLU; the decoder mirrors
+them: [400] is the report's, [256, 128] gives 784-256-128 and 128-256-784 (Davidson et al. 2018).
 The decoder outputs 784 logits, the parameters of a Bernoulli (the report) or a continuous
 Bernoulli (Loaiza-Ganem & Cunningham 2019, a proper density for pixels in [0, 1]) per pixel.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mnist_vae.idx import IMAGE_PIXELS
@@ -17,10 +19,16 @@ from mnist_vae.idx import IMAGE_PIXELS
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 
 
+def relu_layers(widths: list[int]) -> nn.Sequential:
+    """Linear then ReLU from each width to the next."""
+    pairs = itertools.pairwise(widths)
+    return nn.Sequential(*(m for n_in, n_out in pairs for m in (nn.Linear(n_in, n_out), nn.ReLU())))
+
+
 class VAE(nn.Module):
     def __init__(
         self,
-        hidden_dim: int = 400,
+        hidden_dims: list[int] = (400,),
         latent_dim: int = 2,
         sigmoid_latent: bool = True,
         likelihood: str = "bernoulli",
@@ -28,18 +36,20 @@ class VAE(nn.Module):
         super().__init__()
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        self.hidden_dim = hidden_dim
+        self.hidden_dims = list(hidden_dims)
         self.latent_dim = latent_dim
         self.sigmoid_latent = sigmoid_latent
         self.likelihood = likelihood
-        self.fc1 = nn.Linear(IMAGE_PIXELS, hidden_dim)
-        self.fc_mu = nn.Linear(hidden_dim, latent_dim)
-        self.fc_logvar = nn.Linear(hidden_dim, latent_dim)
-        self.fc3 = nn.Linear(latent_dim, hidden_dim)
-        self.fc4 = nn.Linear(hidden_dim, IMAGE_PIXELS)
+        # Built in this order, so a seed gives the same initial weights for any depth's shared
+        # shapes: encoder, mean, log-variance, decoder, output.
+        self.encoder = relu_layers([IMAGE_PIXELS, *self.hidden_dims])
+        self.fc_mu = nn.Linear(self.hidden_dims[-1], latent_dim)
+        self.fc_logvar = nn.Linear(self.hidden_dims[-1], latent_dim)
+        self.decoder = relu_layers([latent_dim, *reversed(self.hidden_dims)])
+        self.fc_out = nn.Linear(self.hidden_dims[0], IMAGE_PIXELS)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = F.relu(self.fc1(x))
+        h = self.encoder(x)
         return self.fc_mu(h), self.fc_logvar(h)
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -50,11 +60,8 @@ class VAE(nn.Module):
         # gives the standard VAE decoder.
         return torch.sigmoid(z) if self.sigmoid_latent else z
 
-    def decoder_hidden(self, z: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.fc3(self.decoder_input(z)))
-
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.fc4(self.decoder_hidden(z))
+        return self.fc_out(self.decoder(self.decoder_input(z)))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The decoded image: each pixel's expected value in [0, 1], shape (N, 784)."""
@@ -70,7 +77,7 @@ class VAE(nn.Module):
 
     def hyperparameters(self) -> dict:
         return {
-            "hidden_dim": self.hidden_dim,
+            "hidden_dims": self.hidden_dims,
             "latent_dim": self.latent_dim,
             "sigmoid_latent": self.sigmoid_latent,
             "likelihood": self.likelihood,

@@ -44,7 +44,7 @@ Count = Annotated[int, Field(ge=1)]
 Seed = Annotated[int, Field(ge=0)]
 Index = Annotated[int, Field(ge=0)]
 Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Quantile = Annotated[float, Field(gt=0, lt=1)]
+Quantile = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]  # NaN is not "< 1"
 
 
 class ParamsError(UserError, ValueError):
@@ -59,23 +59,29 @@ class Section(BaseModel):
 class Data(Section):
     dataset: DatasetName  # torchvision's names, which are also the folders under data/
     binarize: Literal["none", "dynamic"]
+    validation_images: Index  # the last N training images, held out from the VAE's training
 
 
 class Model(Section):
-    hidden_dim: Count
+    hidden_dims: Annotated[list[Count], Field(min_length=1)]
     latent_dim: Count
     sigmoid_latent: bool
     likelihood: Likelihood
 
 
-class Training(Section):
+class Optimisation(Section):
     epochs: Count
     batch_size: Count
     lr: Rate
     seed: Seed
 
 
-class ClassifierTraining(Training):
+class Training(Optimisation):
+    kl_warmup_epochs: Index
+    patience: Index
+
+
+class ClassifierTraining(Optimisation):
     hidden_dim: Count
 
 
@@ -128,6 +134,22 @@ class Params(BaseModel):
     generate: Generate
     evaluate_likelihood: EvaluateLikelihood
     interpolate: Interpolate
+
+    @model_validator(mode="after")
+    def _early_stopping_can_stop(self) -> Params:
+        train = self.train
+        if train.patience and not self.data.validation_images:
+            raise ValueError(
+                f"train.patience is {train.patience}, but early stopping needs a validation "
+                "split: set data.validation_images above 0, or train.patience to 0"
+            )
+        if train.patience and train.epochs <= train.kl_warmup_epochs:
+            raise ValueError(
+                f"train.patience is {train.patience}, but early stopping starts after the KL "
+                f"warm-up: train.epochs ({train.epochs}) must exceed train.kl_warmup_epochs "
+                f"({train.kl_warmup_epochs})"
+            )
+        return self
 
 
 SECTIONS = list(Params.model_fields)
@@ -199,8 +221,8 @@ def _message(error: dict, source: str) -> str:
         return message + f" (known keys: {', '.join(sorted(known))})"
     if error["type"] == "missing":
         return f"{source}: {where} is missing"
-    if error["type"] == "value_error" and isinstance(error["input"], dict):  # a whole section
-        return f"{source}: {where}: {_expected(error)}"
+    if error["type"] == "value_error" and isinstance(error["input"], dict):  # across keys
+        return f"{source}: {where + ': ' if where else ''}{_expected(error)}"
     return f"{source}: {where}: {_expected(error)}, got {_describe(error['input'])}"
 
 

@@ -60,8 +60,23 @@ def cpu_info() -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
+# torch's own choice, read before anything here changes it: OMP_NUM_THREADS where set (PyTorch
+# reads it at start), else the physical cores.
+TORCH_THREADS = torch.get_num_threads()
+
+
+def stage_threads() -> int:
+    """The CPU threads a stage computes with: `OMP_NUM_THREADS` where the user set it, as in
+    any PyTorch program; else torch's default, but no more than the cores this process may run
+    on (a `taskset` or a container's CPU set). The count changes the last bits of the results
+    on some CPUs (docs/reproducibility.md), so it is part of `mnist_vae.machine.describe()`."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return TORCH_THREADS
+    return min(TORCH_THREADS, usable_cores())
+
+
 def configure_threads() -> int:
-    threads = usable_cores()
+    threads = stage_threads()
     torch.set_num_threads(threads)
     return threads
 
@@ -84,7 +99,7 @@ def describe_device(device: torch.device) -> str:
 
 def stage_setup() -> tuple[Params, torch.device]:
     """A computing stage's params (the whole file, checked) and the device they name, with the
-    CPU threads set to every core this process may use."""
+    CPU threads set (`stage_threads`)."""
     params = load_params()
     device = resolve_device(params.device)
     configure_threads()

@@ -18,7 +18,9 @@ run; the tables and the figure follow from those files alone.
 On several machines, each runs a disjoint share (`--worker K/N`) of the same study on the same
 commit, which must be on the git remote. Each finished experiment is pushed at once with `dvc
 exp push`: its git ref to the git remote, its cached outputs (models) to the default DVC
-remote, so a machine that stops loses at most the experiment it was running.
+remote, so a machine that stops loses at most the experiment it was running. An experiment is
+shared only when DVC finds its cached outputs on the DVC remote (`shared`), never because its
+ref is on the git remote: a push that failed on the store is pushed again on the next run.
 """
 
 from __future__ import annotations
@@ -164,6 +166,7 @@ def refuse_what_cannot_be_shared(remote: str, commit: str) -> None:
     if not git("branch", "--remotes", "--contains", commit, "--list", f"{remote}/*").strip():
         raise SystemExit(f"error: commit {commit[:7]} is not on the git remote {remote!r}: "
                          f"`git push {remote} HEAD` first, then run every worker on it")  # fmt: skip
+    storage({"this commit": commit})  # the DVC remote answers these credentials, before any work
 
 
 def push(remote: str, ref: str) -> None:
@@ -171,40 +174,94 @@ def push(remote: str, ref: str) -> None:
     print(f"pushed {ref.rsplit('/', 1)[-1]} to {remote}", file=sys.stderr)
 
 
+def storage(revisions: dict[str, str]) -> dict[str, str]:
+    """Where the cached outputs (data, models) of each experiment (name -> commit) are, as DVC
+    compares its local cache with the default DVC remote (what `dvc status --cloud` does for
+    the workspace): 'remote' when the remote has them all, 'here' when the rest are in the
+    local cache only, 'lost' when some are in neither. One line if the remote cannot be read."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo() as repo:
+            used = {}
+            for name, commit in revisions.items():
+                used[name] = set()
+                for _ in repo.brancher(revs=[commit], workspace=False):
+                    for found in repo.index.used_objs().values():
+                        used[name] |= found
+            status = repo.cloud.status(set().union(*used.values()))
+    except (DvcException, OSError) as error:  # the store is down, or refuses these credentials
+        raise SystemExit(f"error: cannot compare with the DVC remote: {error}") from None
+    return {
+        name: "lost" if objects & status.missing else "here" if objects & status.new else "remote"
+        for name, objects in used.items()
+    }
+
+
 def run(names: list[str], out: Path, remote: str | None = None) -> None:
     """Queue the experiments of `names` this commit lacks, run DVC's queue, and, with a
-    remote, push each one as it finishes."""
+    remote, push each one as it finishes; what finished before but is not shared yet (an
+    interruption, the store down) is pushed first."""
     refuse_a_changed_workspace(out)
     commit = head()
+    done: set[str] = set()
     if remote:
         refuse_what_cannot_be_shared(remote, commit)
-        elsewhere = finished(commit, remote)
+        done = share_what_finished(names, commit, remote)
     else:
-        elsewhere = {}
-    here = finished(commit)
+        done = set(finished(commit)) & set(names)
     pending = {exp["name"] for exp in experiments() if exp["state"] in ("queued", "running")}
     queued = 0
     for name in names:
-        if name in here or name in elsewhere or name in pending:
+        if name in done or name in pending:
             continue
         architecture, epochs, seed = name.removeprefix("study-").rsplit("-", 2)
         dvc("exp", "run", "--queue", "--name", name,
             "-S", f"model.sigmoid_latent={str(ARCHITECTURES[architecture]).lower()}",
             "-S", f"train.epochs={epochs[1:]}", "-S", f"train.seed={seed[1:]}")  # fmt: skip
         queued += 1
-    done = len([name for name in names if name in here or name in elsewhere])
-    print(f"queued {queued} experiments, {done} already done, "
+    print(f"queued {queued} experiments, {len(done)} already done, "
           f"{len([n for n in names if n in pending])} still on the queue", file=sys.stderr)  # fmt: skip
-    if remote:  # finished here before an interruption, but not pushed yet
-        for name in names:
-            if name in here and name not in elsewhere:
-                push(remote, here[name])
-    waiting = [name for name in names if name not in here and name not in elsewhere]
+    waiting = [name for name in names if name not in done]
     if waiting:
         start_queue()
         print("DVC's queue runs them (`dvc queue status`; it goes on if this is stopped)",
               file=sys.stderr)  # fmt: skip
         wait(waiting, commit, remote)
+        if remote:  # DVC confirms that every model reached the DVC remote
+            share_what_finished(names, commit, remote)
+
+
+def share_what_finished(names: list[str], commit: str, remote: str) -> set[str]:
+    """The experiments of `names` that are shared: their ref on the git remote and, as DVC
+    finds, their cached outputs on the DVC remote. Those finished here but not yet shared are
+    pushed now. One whose models are neither here nor on the DVC remote stops the study."""
+    here, elsewhere = finished(commit), finished(commit, remote)
+    mine = [name for name in names if name in here or name in elsewhere]
+    if not mine:
+        return set()
+    # Another machine's refs (this share run before, elsewhere): fetched, so DVC can read
+    # which outputs they need; their models stay on the DVC remote.
+    if fetched := [elsewhere[name] for name in mine if name not in here]:
+        git("fetch", "--quiet", remote, *(f"{ref}:{ref}" for ref in fetched))
+    here = finished(commit)
+    where = storage({name: here[name] for name in mine})
+    if lost := [name for name in mine if where[name] == "lost"]:
+        raise SystemExit(
+            f"error: {len(lost)} finished experiments have their models neither on this machine "
+            f"nor on the DVC remote, e.g. {lost[0]}: run this line again on the machine that "
+            f"trained them, or, if it is gone, `dvc exp remove --git-remote {remote} "
+            f"{' '.join(lost)}` and run this line again to retrain them"
+        )
+    for name in mine:
+        if where[name] == "here":
+            push(remote, here[name])
+    if unshared := [name for name, place in storage({n: here[n] for n in mine}).items()
+                    if place != "remote"]:  # fmt: skip
+        raise SystemExit(f"error: `dvc exp push` left {unshared[0]} without its models on the "
+                         "DVC remote; run this line again")  # fmt: skip
+    return set(mine)
 
 
 def start_queue() -> None:
@@ -218,13 +275,28 @@ def start_queue() -> None:
             raise SystemExit(f"error: `dvc queue start` failed: {what_went_wrong(said.read())}")
 
 
-POLL_SECONDS = 2  # how often the finished experiments' refs are read (git: cheap)
-CHECK_SECONDS = 15  # how often DVC's queue is read (`dvc exp show`: a second of CPU)
+POLL_SECONDS = 2  # how often the finished and failed experiments' refs are read (git: cheap)
+# How often DVC's queue is read (`dvc exp show`: a second of CPU beside the training), only to
+# notice a task that vanished without failing (a killed queue worker).
+CHECK_SECONDS = 300
+FAILED_STASH = "refs/exps/celery/failed"  # DVC's record of its queue's failed tasks
+
+
+def failures(commit: str) -> list[tuple[str, str]]:
+    """(stash entry, name) of the commit's experiments that DVC's queue ran and that failed,
+    read from the failed tasks' stash, a git reflog whose messages DVC writes as
+    `dvc-exp:<entry>:<baseline>:<name>`."""
+    said = subprocess.run(["git", "reflog", "show", "--format=%gs", FAILED_STASH],
+                          capture_output=True, text=True).stdout  # fmt: skip
+    entries = [line.split(":", 3) for line in said.splitlines() if line.startswith("dvc-exp:")]
+    return [(entry, name) for _, entry, baseline, name in entries if baseline == commit]
 
 
 def wait(names: list[str], commit: str, remote: str | None) -> None:
-    """Until every experiment of `names` has finished (pushing each, with a remote), or the
-    queue holds none of the rest (they failed)."""
+    """Until every experiment of `names` has finished (pushing each, with a remote), or one of
+    them has failed, or the queue holds none of the rest (a task that vanished). Waiting reads
+    git refs, not DVC, so it takes next to no CPU from the training it waits for."""
+    earlier = set(failures(commit))  # a failure of an earlier run is not this one's
     left, checked, absent, unreadable = list(names), time.monotonic(), 0, 0
     while left:
         time.sleep(POLL_SECONDS)
@@ -233,6 +305,10 @@ def wait(names: list[str], commit: str, remote: str | None) -> None:
             left.remove(name)
             if remote:
                 push(remote, here[name])
+        failed = {name for entry, name in failures(commit) if (entry, name) not in earlier}
+        if failed := [name for name in left if name in failed]:
+            raise SystemExit(f"error: {len(failed)} experiments failed, e.g. {failed[0]}: "
+                             f"`dvc queue logs {failed[0]}` says why")  # fmt: skip
         if left and time.monotonic() - checked > CHECK_SECONDS:
             checked = time.monotonic()
             try:
@@ -247,12 +323,12 @@ def wait(names: list[str], commit: str, remote: str | None) -> None:
             unreadable = 0
             pending = {exp["name"] for exp in shown if exp["state"] in ("queued", "running")}
             # A task DVC's worker is taking off the queue shows as neither for a moment, so the
-            # rest count as failed only when two checks in a row find none of them there.
+            # rest count as gone only when two checks in a row find none of them there.
             absent = 0 if pending.intersection(left) else absent + 1
             # Read the refs again: one may have finished since they were last read.
-            if absent == 2 and (failed := [name for name in left if name not in finished(commit)]):
-                raise SystemExit(f"error: {len(failed)} experiments failed, e.g. {failed[0]}: "
-                                 f"`dvc queue logs {failed[0]}` says why")  # fmt: skip
+            if absent == 2 and (gone := [name for name in left if name not in finished(commit)]):
+                raise SystemExit(f"error: {len(gone)} experiments left DVC's queue unfinished, "
+                                 f"e.g. {gone[0]}: `dvc queue logs {gone[0]}` says why")  # fmt: skip
 
 
 def pull(remote: str, names: list[str], baseline: str) -> None:
@@ -270,12 +346,30 @@ def pull(remote: str, names: list[str], baseline: str) -> None:
     print(f"pulled {len(refs)} experiments from {remote}", file=sys.stderr)
 
 
-def collect(names: list[str], out: Path, baseline: str, workers: int = 1) -> None:
-    """One row per experiment of `names` (runs.csv) and every epoch of each run (curves.csv)."""
-    rows, curves = [], []
+def worker_line(worker: int, workers: int, options: str) -> str:
+    """The command that runs worker `worker` of `workers` of a study with these options."""
+    if not options:
+        return f"make study WORKER={worker}/{workers}"
+    return f"python -m mnist_vae.study run{options} --worker {worker}/{workers}"
+
+
+def collect(
+    names: list[str],
+    out: Path,
+    baseline: str,
+    workers: int = 1,
+    pulled: bool = False,
+    options: str = "",
+) -> None:
+    """One row per experiment of `names` (runs.csv) and every epoch of each run (curves.csv).
+
+    `pulled` (from other machines): each experiment's models must be here or on the DVC
+    remote, or nothing is written and the one line names the workers that must push them."""
+    rows, curves, commits = [], [], {}
     for exp in experiments(baseline):
         if exp["name"] not in names or exp["state"] != "done":
             continue
+        commits[exp["name"]] = exp["rev"]
         params = exp["data"]["params"]["params.yaml"]["data"]
         metrics = {path: found["data"] for path, found in exp["data"]["metrics"].items()}
         architecture = next(
@@ -308,6 +402,15 @@ def collect(names: list[str], out: Path, baseline: str, workers: int = 1) -> Non
         again = "`make study` (it resumes)" if workers == 1 else "each worker's share again"
         raise SystemExit(f"error: {len(missing)} of {len(names)} study experiments missing: "
                          f"{where}; run {again}")  # fmt: skip
+    if pulled and (lost := [n for n, place in storage(commits).items() if place == "lost"]):
+        holders = sorted({worker_of(names, name, workers) for name in lost})
+        where = ", ".join(f"{name} (worker {worker_of(names, name, workers)}/{workers})"
+                          for name in sorted(lost))  # fmt: skip
+        again = "; ".join(f"`{worker_line(worker, workers, options)}`" for worker in holders)
+        raise SystemExit(f"error: {len(lost)} of {len(names)} study experiments arrived without "
+                         f"their models, which are on neither this machine nor the DVC remote: "
+                         f"{where}; on each of those workers' machines run its line again, "
+                         f"which pushes them: {again}")  # fmt: skip
     runs = pd.DataFrame(rows).sort_values(["architecture", "epochs", "seed"], ignore_index=True)
     curves = pd.concat(curves)[
         ["architecture", "epochs", "seed", "epoch", "train_loss", "test_loss"]
@@ -495,7 +598,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.step == "collect" and args.remote:
         pull(args.remote, names, args.baseline)
     if args.step in ("run", "collect"):
-        collect(names, args.out, args.baseline, args.workers)
+        options = "".join(f" --{name} {' '.join(map(str, given))}"
+                          for name, given, default in (("epochs", args.epochs, EPOCHS),
+                                                       ("seeds", args.seeds, SEEDS))
+                          if tuple(given) != default)  # fmt: skip
+        pulled = args.step == "collect" and bool(args.remote)
+        collect(names, args.out, args.baseline, args.workers, pulled, options)
     tables(args.out)
     print(f"wrote {args.out}/", file=sys.stderr)
 

@@ -8,6 +8,7 @@ device and read back once per epoch, so a GPU never waits for the host inside an
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ LOSS_COLUMNS = [
     "test_recon",
     "test_kl",
 ]
+VALIDATION_COLUMNS = ["validation_loss", "validation_recon", "validation_kl"]
 
 
 class TrainingDiverged(UserError, RuntimeError):
@@ -73,9 +75,11 @@ def train_epoch(
     batch_size: int,
     generator: torch.Generator,
     binarizer: torch.Generator | None = None,
+    kl_weight: float = 1.0,
 ) -> ElboTerms:
-    """One epoch; with `binarizer` (a generator on x's device), each batch is drawn afresh as
-    pixels ~ Bernoulli(grey level): dynamic binarization."""
+    """One epoch minimising recon + `kl_weight` · KL; with `binarizer` (a generator on x's
+    device), each batch is drawn afresh as pixels ~ Bernoulli(grey level): dynamic binarization.
+    The terms returned are the unweighted negative ELBO's."""
     model.train()
     recon_sum = torch.zeros((), device=x.device)
     kl_sum = torch.zeros((), device=x.device)
@@ -85,13 +89,27 @@ def train_epoch(
             batch = torch.bernoulli(batch, generator=binarizer)
         logits, mu, logvar = model(batch)
         recon, kl = loss_terms(logits, batch, mu, logvar, model.likelihood)
-        loss = (recon + kl).mean()
+        loss = (recon + kl_weight * kl).mean()  # x · 1.0 is x exactly: no warm-up, no change
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         recon_sum += recon.detach().sum()
         kl_sum += kl.detach().sum()
     return elbo_per_image(recon_sum, kl_sum, len(x))
+
+
+def kl_weight(epoch: int, warmup_epochs: int) -> float:
+    """The KL term's weight in epoch `epoch` (from 1): rising linearly from 0 in the first epoch
+    to 1 from epoch warmup_epochs + 1 on (Bowman et al. 2016); 1 throughout without warm-up."""
+    return min(1.0, (epoch - 1) / warmup_epochs) if warmup_epochs else 1.0
+
+
+@dataclass
+class Fit:
+    """What `fit` did: one row per epoch run, and which epoch's model it kept."""
+
+    rows: list[dict]
+    kept_epoch: int
 
 
 def fit(
@@ -104,23 +122,32 @@ def fit(
     lr: float,
     seed: int,
     binarize: str = "none",
+    validation_x: torch.Tensor | None = None,
+    kl_warmup_epochs: int = 0,
+    patience: int = 0,
     on_epoch: Callable[[dict], None] = lambda row: None,
-) -> list[dict]:
-    """Train `model` in place; return one row per epoch with LOSS_COLUMNS and `seconds`.
+) -> Fit:
+    """Train `model` in place; one row per epoch with LOSS_COLUMNS (and VALIDATION_COLUMNS with
+    `validation_x`) and `seconds`.
 
     `binarize`: "none" trains on grey levels (the report), "dynamic" on a fresh Bernoulli draw
-    of every batch; `test_x` is used as given (`likelihood_targets` prepares it).
+    of every batch; `test_x` and `validation_x` are used as given (`likelihood_targets` prepares
+    them). With `patience`, training stops after that many epochs without a lower validation
+    loss, counted once the KL warm-up is over (before, the objective is not yet the ELBO), and
+    the model is left as it was after its best epoch.
     """
     generator = torch.Generator().manual_seed(seed)
     binarizer = None
     if binarize == "dynamic":
         binarizer = torch.Generator(device=train_x.device).manual_seed(seed + 1)
     optimizer = FusedAdam(model.parameters(), lr)
-    rows = []
+    rows: list[dict] = []
+    best_epoch, best_loss, best_state = 0, math.inf, None
     for epoch in range(1, epochs + 1):
+        weight = kl_weight(epoch, kl_warmup_epochs)
         synchronize(train_x.device)
         started = time.perf_counter()
-        fitted = train_epoch(model, optimizer, train_x, batch_size, generator, binarizer)
+        fitted = train_epoch(model, optimizer, train_x, batch_size, generator, binarizer, weight)
         synchronize(train_x.device)
         seconds = time.perf_counter() - started
         if not math.isfinite(fitted.loss):
@@ -129,16 +156,22 @@ def fit(
                 f"try a smaller train.lr (now {lr})"
             )
         held_out = evaluate_elbo(model, test_x)
-        row = {
-            "epoch": epoch,
-            "train_loss": fitted.loss,
-            "train_recon": fitted.recon,
-            "train_kl": fitted.kl,
-            "test_loss": held_out.loss,
-            "test_recon": held_out.recon,
-            "test_kl": held_out.kl,
-            "seconds": seconds,
-        }
-        rows.append(row)
-        on_epoch(row)
-    return rows
+        row = {"epoch": epoch, **_columns("train", fitted), **_columns("test", held_out)}
+        if validation_x is not None:
+            validated = evaluate_elbo(model, validation_x)
+            row.update(_columns("validation", validated))
+            if patience and epoch > kl_warmup_epochs and validated.loss < best_loss:
+                best_epoch, best_loss = epoch, validated.loss
+                best_state = copy.deepcopy(model.state_dict())
+        rows.append({**row, "seconds": seconds})
+        on_epoch(rows[-1])
+        if patience and best_epoch and epoch - best_epoch == patience:
+            break
+    if best_state is None:
+        return Fit(rows, kept_epoch=len(rows))
+    model.load_state_dict(best_state)
+    return Fit(rows, kept_epoch=best_epoch)
+
+
+def _columns(split: str, terms: ElboTerms) -> dict:
+    return {f"{split}_loss": terms.loss, f"{split}_recon": terms.recon, f"{split}_kl": terms.kl}
