@@ -974,7 +974,10 @@ QUOTES: list[Quote] = [
         "docs/speed.md",
         r"(\d+) \+ \(the switching units\) inputs instead of (\d+)\.",
         PARAMS,
-        lambda h: (str(h.params["model"]["latent_dim"]), str(h.params["model"]["hidden_dim"])),
+        lambda h: (
+            str(h.params["model"]["latent_dim"]),
+            str(one(h.params["model"]["hidden_dims"], "the hidden layers")),
+        ),
     ),
     Q(
         "docs/speed.md",
@@ -1038,7 +1041,7 @@ QUOTES: list[Quote] = [
         lambda h: (
             str(mnist_pixels(h)),
             *re.search(
-                r'MODEL = \{"hidden_dim": (\d+), "latent_dim": (\d+)',
+                r'MODEL = \{"hidden_dims": \[(\d+)\], "latent_dim": (\d+)',
                 h.text("benchmarks/train_speed.py"),
             ).groups(),
             one(
@@ -1385,7 +1388,13 @@ QUOTES: list[Quote] = [
         r"a decoder whose weights are (\d+) % off",
         ("tests/test_explorer.py",),
         lambda h: pct(
-            float(code_figure(h, "tests/test_explorer.py", r"weight\.mul_\(([\d.]+)\)")) - 1, 0
+            float(
+                code_figure(
+                    h, "tests/test_explorer.py", r"perturbed\.\w+\.weight\.mul_\(([\d.]+)\)"
+                )
+            )
+            - 1,
+            0,
         ),
     ),
     # docs/failures.md: the stages a change to `train` reruns
@@ -1447,7 +1456,9 @@ def _arrow_steps(head: Head) -> tuple[str, ...]:
 def _explorer_sizes(head: Head) -> tuple[str, ...]:
     p = head.params
     judge = [mnist_pixels(head), p["classifier"]["hidden_dim"], p["classifier"]["hidden_dim"], len(DIGITS)]  # fmt: skip
-    decoder = layers([p["model"]["latent_dim"], p["model"]["hidden_dim"], mnist_pixels(head)])
+    decoder = layers(
+        [p["model"]["latent_dim"], *reversed(p["model"]["hidden_dims"]), mnist_pixels(head)]
+    )
     floats = layers(judge)
     return (*map(str, judge), f(floats / 1e6, 2), base64_mb(floats), base64_mb(decoder))
 
