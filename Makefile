@@ -16,7 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-# The venv alone: for a clone that pulls its results (README, Share results) instead of making them.
+# The venv alone: for a clone that pulls its results (docs/sharing.md) instead of making them.
 venv: $(STAMP)
 
 repro: $(STAMP)

@@ -23,12 +23,12 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from train_speed import timed  # this folder, as `python benchmarks/...` runs it
+from provenance import provenance  # this folder, as `python benchmarks/...` runs it
+from train_speed import timed
 
 from mnist_vae.atomic import write_json
 from mnist_vae.classifier import Classifier
 from mnist_vae.loops import FusedAdam
-from mnist_vae.machine import describe
 from mnist_vae.model import VAE
 from mnist_vae.params import load_params
 from mnist_vae.runtime import configure_threads
@@ -116,7 +116,7 @@ def main() -> None:
     params = load_params(args.params)
 
     summary = {
-        "machine": describe("cpu"),
+        **provenance("cpu"),
         "building": building(args.processes),
     }
     configure_threads()

@@ -78,8 +78,9 @@ def main() -> None:
         print(json.dumps(train_once(args.epochs, SETTINGS[args.only][1], args.data, args.params)))
         return
 
+    from provenance import provenance  # this folder, as `python benchmarks/...` runs it
+
     from mnist_vae.atomic import write_json
-    from mnist_vae.machine import describe
 
     rows = []
     for name, (environment, _) in SETTINGS.items():
@@ -95,7 +96,7 @@ def main() -> None:
         bits = "same bits" if row["same_bits_as_default"] else "different bits"
         print(f"{name}: test loss {row['test_loss']}, {row['fit_seconds']} s, {bits}", flush=True)
     if args.out:
-        summary = {"machine": describe("cpu"), "epochs": args.epochs, "rows": rows}
+        summary = {**provenance("cpu"), "epochs": args.epochs, "rows": rows}
         write_json(args.out, summary)
 
 

@@ -17,6 +17,10 @@ products at the peak + its Adam steps at their fastest: what remains if everythi
 (element-wise ops, autograd, Python, the noise of a shared machine) took no time at all. The
 other stages count at their measured start-up, as if their work took no time, and DVC's own
 work at nothing, so the sum is generous: below it, no float32 code runs this pipeline.
+
+The pipeline benchmark's result must have timed the stages of this commit's dvc.yaml. The floor
+records this commit, its stages and this machine (benchmarks/provenance.py), and under
+`pipeline` the commit and stages that result timed.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ import math
 from pathlib import Path
 
 import torch
-from train_speed import (  # this folder, as `python benchmarks/...` runs it
+from provenance import provenance  # this folder, as `python benchmarks/...` runs it
+from train_speed import (
     forward_flops,
     matmul_peak,
     timed,
@@ -38,7 +43,7 @@ from train_speed import (  # this folder, as `python benchmarks/...` runs it
 from mnist_vae.atomic import write_json
 from mnist_vae.classifier import Classifier
 from mnist_vae.loops import FusedAdam
-from mnist_vae.machine import describe, label
+from mnist_vae.machine import label
 from mnist_vae.model import VAE
 from mnist_vae.params import Params, load_params
 from mnist_vae.runtime import configure_threads
@@ -121,13 +126,20 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    medians = json.loads(args.pipeline.read_text())["medians"]
+    pipeline = json.loads(args.pipeline.read_text())
+    measured_here = provenance("cpu", whole_pipeline=True)
+    if pipeline.get("pipeline_stages") != measured_here["pipeline_stages"]:
+        raise SystemExit(
+            f"{args.pipeline} timed the stages {pipeline.get('pipeline_stages', '(not recorded)')}"
+            f", not this commit's {measured_here['pipeline_stages']}: run pipeline_speed.py first"
+        )
     params = load_params(args.params)
 
     configure_threads()
     peak = max(matmul_peak(torch.device("cpu")) for _ in range(3))
-    table = floors(medians, stage_flops(params), peak, adam_seconds(params))
-    summary = {"machine": describe("cpu"), "matmul_peak_gflops": round(peak), **table}
+    table = floors(pipeline["medians"], stage_flops(params), peak, adam_seconds(params))
+    summary = {**measured_here, "matmul_peak_gflops": round(peak), **table}
+    summary["pipeline"] |= {key: pipeline[key] for key in ("commit", "pipeline_stages")}
 
     print(
         f"{label(summary['machine'])}, float32 matmul peak {summary['matmul_peak_gflops']} GFLOP/s"

@@ -1,17 +1,20 @@
-"""Time every stage of the default pipeline, and `dvc repro -f`, for two revisions side by side.
+"""Time every stage of the pipeline, and `dvc repro -f` of the whole pipeline, at one revision
+or at two side by side.
 
-    python benchmarks/pipeline_speed.py --before REV [--after HEAD] [--rounds 3] [--out FILE]
+    python benchmarks/pipeline_speed.py [--after HEAD] [--before REV] [--rounds 3] [--out FILE]
 
 Each revision is checked out into its own temporary git worktree, with this workspace's
 data/MNIST/raw copied in (so nothing is downloaded and the workspace is not touched). Then, for
-each of `--rounds` rounds, the two trees take turns (which goes first alternates by round):
+each of `--rounds` rounds (with `--before`, the two trees take turns, and which goes first
+alternates by round):
 
-- each stage's command from that tree's dvc.yaml, run as DVC would run it (through the shell,
+- each stage of that tree's dvc.yaml, its command run as DVC would run it (through the shell,
   the outputs of the previous stages in place): wall seconds and the process's peak RSS;
 - each stage's start-up alone: a python that runs only the script's top-level imports;
-- `dvc repro -f` of the whole pipeline, all seven stages.
+- `dvc repro -f`: every stage of that tree's dvc.yaml, through DVC.
 
-It prints medians and writes every measurement as JSON (`--out`).
+It prints medians and writes every measurement as JSON (`--out`), with the commit measured
+(`--after`), the stages of its dvc.yaml and this machine (benchmarks/provenance.py).
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from provenance import provenance  # this folder, as `python benchmarks/...` runs it
 
 from mnist_vae.atomic import write_json
-from mnist_vae.machine import describe, label
+from mnist_vae.machine import label
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,31 +94,32 @@ ENV.pop("PYTHONPATH", None)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--before", required=True)
-    parser.add_argument("--after", default="HEAD")
+    parser.add_argument("--after", default="HEAD", help="the revision measured")
+    parser.add_argument("--before", help="an earlier revision, timed in turns with --after")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
     # Named by commit, so the JSON still says what was measured after HEAD moves on.
+    given = {"before": args.before, "after": args.after}
     revisions = {
         side: subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO, check=True,
                              capture_output=True, text=True).stdout.strip()
-        for side, rev in (("before", args.before), ("after", args.after))
+        for side, rev in given.items() if rev is not None
     }  # fmt: skip
-    runs: dict[str, dict[str, list[dict]]] = {"before": {}, "after": {}}
+    measured_here = provenance("cpu", revisions["after"], whole_pipeline=True)
+    runs: dict[str, dict[str, list[dict]]] = {side: {} for side in revisions}
     with tempfile.TemporaryDirectory(prefix="pipeline-speed-") as tmp:
-        trees = {
-            "before": worktree(revisions["before"], Path(tmp)),
-            "after": worktree(revisions["after"], Path(tmp)),
-        }
+        trees = {side: worktree(revision, Path(tmp)) for side, revision in revisions.items()}
         try:
             for round_ in range(args.rounds):
-                order = ["before", "after"] if round_ % 2 == 0 else ["after", "before"]
+                order = list(trees) if round_ % 2 == 0 else list(trees)[::-1]
                 names = list(stage_commands(trees["after"]))
                 for name in names:
                     for side in order:
                         tree = trees[side]
+                        if name not in stage_commands(tree):
+                            continue  # a stage the earlier revision did not have yet
                         command = stage_commands(tree)[name]
                         row = measured(command, tree)
                         row["startup_seconds"] = measured(startup_command(tree, command), tree)[
@@ -135,25 +140,20 @@ def main() -> None:
         return round(statistics.median(r[key] for r in runs[side][name]), 2)
 
     table = []
-    compared = f"{revisions['before']} → {revisions['after']}"
-    print(f"{label(describe('cpu'))}: medians of {args.rounds} rounds, {compared}")
-    print("step | before s | after s | before start-up s | after start-up s | after peak RSS MB")
-    # (dvc repro -f has no start-up of its own: its row has the two times and the RSS)
+    compared = " → ".join(revisions[side] for side in ("before", "after") if side in revisions)
+    print(f"{label(measured_here['machine'])}: medians of {args.rounds} rounds, {compared}")
+    # (dvc repro -f has no start-up of its own: its row has the times and the RSS)
     for name in runs["after"]:
-        row = {
-            "step": name,
-            "before_seconds": median("before", name, "seconds"),
-            "after_seconds": median("after", name, "seconds"),
-        }
-        if name != "dvc repro -f":
-            row["before_startup_seconds"] = median("before", name, "startup_seconds")
-            row["after_startup_seconds"] = median("after", name, "startup_seconds")
+        row = {"step": name}
+        for side in (side for side in trees if name in runs[side]):
+            row[f"{side}_seconds"] = median(side, name, "seconds")
+            if name != "dvc repro -f":
+                row[f"{side}_startup_seconds"] = median(side, name, "startup_seconds")
         row["after_peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs["after"][name])
         table.append(row)
-        print(" | ".join(str(v) for v in row.values()))
+        print(" | ".join(f"{key} {value}" for key, value in row.items()))
     if args.out:
-        write_json(args.out, {"machine": describe("cpu"), "before": revisions["before"],
-                              "after": revisions["after"], "rounds": args.rounds,
+        write_json(args.out, {**measured_here, **revisions, "rounds": args.rounds,
                               "medians": table, "runs": runs})  # fmt: skip
 
 

@@ -33,9 +33,10 @@ import time
 from pathlib import Path
 
 import yaml
+from provenance import provenance  # this folder, as `python benchmarks/...` runs it
 
 from mnist_vae.atomic import write_json
-from mnist_vae.machine import describe, label
+from mnist_vae.machine import label
 
 REPO = Path(__file__).resolve().parents[1]
 # The venv running this script runs the stages too, as `make repro` arranges.
@@ -109,7 +110,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     study = ["--epochs", *map(str, args.epochs), "--seeds", *map(str, args.seeds)]
-    commit = sh("git", "rev-parse", "--short", "HEAD", cwd=REPO).strip()
+    # Every experiment runs the whole pipeline of a clone of HEAD (not of the workspace).
+    measured_here = provenance("cpu", "HEAD", whole_pipeline=True)
     names = list(CONFIGURATIONS)
     rounds, bytes_seen = [], {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="study-workers-") as tmp:
@@ -134,8 +136,7 @@ def main() -> None:
                   for name in names}  # fmt: skip
     speedup = round(statistics.median(r["ratio"] for r in rounds), 3)
     summary = {
-        "machine": describe("cpu"),
-        "commit": commit,
+        **measured_here,
         "study": {"epochs": args.epochs, "seeds": args.seeds, "experiments": len(reference)},
         "rounds": rounds,
         "speedup_two_workers_median": speedup,

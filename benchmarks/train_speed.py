@@ -41,9 +41,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from provenance import provenance  # this folder, as `python benchmarks/...` runs it
 
 from mnist_vae.loops import FusedAdam
-from mnist_vae.machine import describe, label
+from mnist_vae.machine import label
 from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE, loss_terms
 from mnist_vae.runtime import (
@@ -314,7 +315,7 @@ def summarise(rounds: list[dict], rows: dict[str, dict]) -> dict:
         row["share_of_matmul_peak"] = round(row["gflops_per_second"] / peak, 3)
     examples, ours = rows["pytorch-examples"], rows["ours"]
     summary = {
-        "machine": describe(ours["device"]),
+        **provenance(ours["device"]),
         "matmul_peak_gflops": peak,
         "rows": list(rows.values()),
         "rounds": rounds,

@@ -381,7 +381,7 @@ def shared_project(_reproduced_once: Path, s3_server: S3Server, tmp_path_factory
                    check=True, capture_output=True)  # fmt: skip
     values = {"s3://YOUR_BUCKET": "s3://dvc", "https://YOUR_ENDPOINT": s3_server.endpoint,
               "YOUR_KEY_ID": s3_server.key, "YOUR_SECRET": s3_server.secret}  # fmt: skip
-    commands = documented_commands("README.md", "Share results", values)
+    commands = documented_commands("docs/sharing.md", "With a DVC remote", values)
     origin, author = root / "origin.git", PipelineRepo(root / "author")
     subprocess.run(["git", "clone", "-q", str(origin), str(author.root)], check=True,
                    capture_output=True)  # fmt: skip

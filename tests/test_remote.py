@@ -43,7 +43,7 @@ def test_the_model_artifact_is_fetched_by_name_through_the_remote(shared_project
     repository, which has no DVC cache: the file comes from S3."""
     s3 = shared_project.s3
     url = {"https://github.com/YOU/mnist-vae-dvc": str(shared_project.origin)}
-    tag, push, get = documented_commands("README.md", "Share results", url, block=1)
+    tag, push, get = documented_commands("docs/sharing.md", "With a DVC remote", url, block=1)
     shared_project.author.run(*tag)
     shared_project.author.run(*push)
     elsewhere = PipelineRepo(tmp_path / "elsewhere")
