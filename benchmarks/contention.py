@@ -25,14 +25,15 @@ import sys
 from pathlib import Path
 
 import torch
-from train_speed import (  # this folder, as `python benchmarks/...` runs it
+from provenance import provenance  # this folder, as `python benchmarks/...` runs it
+from train_speed import (
     MODEL,
     SEED,
     build_loop,
     timed,
 )
 
-from mnist_vae.machine import describe, label
+from mnist_vae.machine import label
 from mnist_vae.mnist import load_split
 from mnist_vae.model import VAE
 from mnist_vae.runtime import FairThreads, configure_threads, usable_cores
@@ -111,7 +112,7 @@ def main() -> None:
         return round(statistics.median(values), 3)
 
     summary = {
-        "machine": describe(),
+        **provenance("cpu"),
         "model": MODEL,
         "busy_processes": args.busy,
         "timed_epochs_per_worker": args.epochs,

@@ -30,11 +30,11 @@ from pathlib import Path
 from playwright.sync_api import Page
 
 from mnist_vae.atomic import write_bytes, write_json
-from mnist_vae.machine import describe
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from browser import MISSING, find_chromium, offline_chromium, offline_page  # noqa: E402
+from provenance import provenance  # noqa: E402  (this folder, as `python benchmarks/...` runs it)
 
 READY = "window.explorer && document.readyState === 'complete'"
 
@@ -94,7 +94,7 @@ def main() -> None:
             write_bytes(args.screenshot, page.screenshot())
 
     result = {
-        "machine": describe("cpu"),
+        **provenance("cpu"),
         "browser": f"{executable} {browser_version}, headless, Playwright {version('playwright')}",
         "page": str(page_file.relative_to(REPO) if page_file.is_relative_to(REPO) else page_file),
         "page_bytes": page_file.stat().st_size,

@@ -1,4 +1,4 @@
-"""Results travel: README's "Share results" commands against a real S3-compatible server
+"""Results travel: docs/sharing.md's commands against a real S3-compatible server
 (SeaweedFS on 127.0.0.1), a bare git repository as the git remote, and a colleague's clone."""
 
 import subprocess

@@ -56,7 +56,7 @@ OUT = Path("docs/study")
 PIPELINE_OUTPUTS = ("dvc.lock", "data", "models", "metrics", "plots")
 NO_DVC_REMOTE = (
     "no default DVC remote: experiments pushed without one arrive without their models; "
-    "add one with `dvc remote add -d NAME URL` (README: Share results)"
+    "add one with `dvc remote add -d NAME URL` (docs/sharing.md)"
 )
 
 
