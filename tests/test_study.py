@@ -404,3 +404,29 @@ def test_a_worker_the_store_refuses_stops_in_one_line_and_writes_nothing(shared_
     said = refused(worker, "--worker", "1/2")
     assert said.startswith("error: cannot compare with the DVC remote: "), said
     assert s3.keys("dvc") == stored and pushed_experiments(origin) == refs
+
+
+@pytest.mark.e2e
+def test_waiting_stops_in_one_line_when_dvcs_queue_fails_an_experiment(
+    reproduced_repo, monkeypatch
+):
+    """A real failure on DVC's queue (a stage refuses its params), read from DVC's own record
+    of failed tasks; a failure left from an earlier run is not taken for this one's."""
+    repo = reproduced_repo
+    monkeypatch.chdir(repo.root)
+    monkeypatch.setenv("PATH", repo.env["PATH"])
+    monkeypatch.setattr(study, "POLL_SECONDS", 0.2)
+    commit = study.head()
+    name = "study-standard-e1-s7"
+    try:
+        for _ in range(2):
+            repo.run("dvc", "exp", "run", "--queue", "--name", name, "-S", "train.lr=-1")
+            study.start_queue()
+            with pytest.raises(SystemExit) as stopped:
+                study.wait([name], commit, remote=None)
+            assert str(stopped.value) == (
+                f"error: 1 experiments failed, e.g. {name}: `dvc queue logs {name}` says why"
+            )
+        assert [n for _, n in study.failures(commit)] == [name, name]
+    finally:
+        repo.run("dvc", "queue", "stop", "--kill", check=False)

@@ -283,13 +283,19 @@ FAILED_STASH = "refs/exps/celery/failed"  # DVC's record of its queue's failed t
 
 
 def failures(commit: str) -> list[tuple[str, str]]:
-    """(stash entry, name) of the commit's experiments that DVC's queue ran and that failed,
-    read from the failed tasks' stash, a git reflog whose messages DVC writes as
-    `dvc-exp:<entry>:<baseline>:<name>`."""
-    said = subprocess.run(["git", "reflog", "show", "--format=%gs", FAILED_STASH],
+    """(task, name) of the commit's experiments that DVC's queue ran and that failed, read from
+    the failed tasks' stash: a git reflog, one commit per task, whose entries DVC writes as
+    `commit: dvc-exp:<revision>:<baseline>:<name>`."""
+    said = subprocess.run(["git", "reflog", "show", "--format=%H %gs", FAILED_STASH],
                           capture_output=True, text=True).stdout  # fmt: skip
-    entries = [line.split(":", 3) for line in said.splitlines() if line.startswith("dvc-exp:")]
-    return [(entry, name) for _, entry, baseline, name in entries if baseline == commit]
+    found = []
+    for line in said.splitlines():
+        task, _, message = line.partition(" ")
+        if "dvc-exp:" in message:
+            _, baseline, name = message.split("dvc-exp:", 1)[1].split(":", 2)
+            if baseline == commit:
+                found.append((task, name))
+    return found
 
 
 def wait(names: list[str], commit: str, remote: str | None) -> None:
