@@ -430,3 +430,51 @@ def test_waiting_stops_in_one_line_when_dvcs_queue_fails_an_experiment(
         assert [n for _, n in study.failures(commit)] == [name, name]
     finally:
         repo.run("dvc", "queue", "stop", "--kill", check=False)
+
+
+def test_a_worker_pushes_only_what_the_dvc_remote_lacks_and_stops_on_what_nobody_has(
+    monkeypatch,
+):
+    """Shared means DVC finds the models on the DVC remote: a ref on the git remote is not
+    enough. Refs here or there, with DVC's comparison replaced by a table."""
+    refs = {name: f"refs/exps/ab/cd/{name}" for name in ("a", "b", "c", "d")}
+    here, there = {"a": refs["a"], "b": refs["b"]}, {"b": refs["b"], "c": refs["c"]}
+    fetched, pushed_now = [], []
+    monkeypatch.setattr(study, "finished", lambda commit, remote=None: dict(there if remote else here))  # fmt: skip
+    monkeypatch.setattr(study, "git", lambda *args: fetched.extend(args[3:]) or here.update(c=refs["c"]) or "")  # fmt: skip
+    monkeypatch.setattr(study, "push", lambda remote, ref: pushed_now.append(ref) or places.update({ref.rsplit("/", 1)[-1]: "remote"}))  # fmt: skip
+    places = {"a": "here", "b": "remote", "c": "remote"}
+    monkeypatch.setattr(study, "storage", lambda revisions: {n: places[n] for n in revisions})
+
+    # a: finished here, its models not on the DVC remote (its ref may well be on the git remote)
+    # b: shared; c: finished elsewhere and shared; d: not finished anywhere.
+    assert study.share_what_finished(["a", "b", "c", "d"], "abcd", "origin") == {"a", "b", "c"}
+    assert pushed_now == [refs["a"]]
+    assert fetched == [f"{refs['c']}:{refs['c']}"]
+
+    # A push that DVC reports done but that left the models behind is not taken as done.
+    places["a"] = "here"
+    monkeypatch.setattr(study, "push", lambda remote, ref: None)
+    with pytest.raises(SystemExit, match=r"^error: `dvc exp push` left a without its models"):
+        study.share_what_finished(["a", "b", "c", "d"], "abcd", "origin")
+
+    places["c"] = "lost"  # finished on a machine that never pushed its models
+    with pytest.raises(SystemExit, match=r"^error: 1 finished experiments have their models neither on this machine nor on the DVC remote, e\.g\. c: .*`dvc exp remove --git-remote origin c`"):  # fmt: skip
+        study.share_what_finished(["a", "b", "c", "d"], "abcd", "origin")
+
+
+def test_collecting_what_arrived_without_its_models_stops_and_writes_nothing(monkeypatch, tmp_path):
+    names = study.plan((1,), (1, 2))
+    shown = [{"name": name, "rev": f"rev-{name}", "state": "done"} for name in names]
+    monkeypatch.setattr(study, "experiments", lambda baseline: shown)
+    lost = {"study-standard-e1-s1"}
+    monkeypatch.setattr(study, "storage", lambda revisions: {n: "lost" if n in lost else "here" for n in revisions})  # fmt: skip
+    with pytest.raises(SystemExit) as stopped:
+        study.collect(names, tmp_path, "HEAD", workers=2, pulled=True, options=" --epochs 1 --seeds 1 2")  # fmt: skip
+    assert str(stopped.value) == (
+        "error: 1 of 4 study experiments arrived without their models, which are on neither "
+        "this machine nor the DVC remote: study-standard-e1-s1 (worker 1/2); on each of those "
+        "workers' machines run its line again, which pushes them: "
+        "`python -m mnist_vae.study run --epochs 1 --seeds 1 2 --worker 1/2`"
+    )
+    assert not any(tmp_path.iterdir())

@@ -371,13 +371,27 @@ def collect(
 
     `pulled` (from other machines): each experiment's models must be here or on the DVC
     remote, or nothing is written and the one line names the workers that must push them."""
-    rows, curves, commits = [], [], {}
-    for exp in experiments(baseline):
-        if exp["name"] not in names or exp["state"] != "done":
-            continue
-        commits[exp["name"]] = exp["rev"]
+    done = [exp for exp in experiments(baseline) if exp["name"] in names and exp["state"] == "done"]
+    found = {exp["name"]: exp["rev"] for exp in done}
+    if missing := [name for name in names if name not in found]:
+        where = ", ".join(f"{name} (worker {worker_of(names, name, workers)}/{workers})"
+                          for name in missing)  # fmt: skip
+        again = "`make study` (it resumes)" if workers == 1 else "each worker's share again"
+        raise SystemExit(f"error: {len(missing)} of {len(names)} study experiments missing: "
+                         f"{where}; run {again}")  # fmt: skip
+    if pulled and (lost := [n for n, place in storage(found).items() if place == "lost"]):
+        holders = sorted({worker_of(names, name, workers) for name in lost})
+        where = ", ".join(f"{name} (worker {worker_of(names, name, workers)}/{workers})"
+                          for name in sorted(lost))  # fmt: skip
+        again = "; ".join(f"`{worker_line(worker, workers, options)}`" for worker in holders)
+        raise SystemExit(f"error: {len(lost)} of {len(names)} study experiments arrived without "
+                         f"their models, which are on neither this machine nor the DVC remote: "
+                         f"{where}; on each of those workers' machines run its line again, "
+                         f"which pushes them: {again}")  # fmt: skip
+    rows, curves = [], []
+    for exp in done:
         params = exp["data"]["params"]["params.yaml"]["data"]
-        metrics = {path: found["data"] for path, found in exp["data"]["metrics"].items()}
+        metrics = {path: file["data"] for path, file in exp["data"]["metrics"].items()}
         architecture = next(
             name
             for name, sigmoid in ARCHITECTURES.items()
@@ -401,22 +415,6 @@ def collect(
         )
         history = pd.read_csv(io.StringIO(show(exp["rev"], "metrics/loss.csv")))
         curves.append(history.assign(**key))
-    found = {experiment_name(row["architecture"], row["epochs"], row["seed"]) for row in rows}
-    if missing := [name for name in names if name not in found]:
-        where = ", ".join(f"{name} (worker {worker_of(names, name, workers)}/{workers})"
-                          for name in missing)  # fmt: skip
-        again = "`make study` (it resumes)" if workers == 1 else "each worker's share again"
-        raise SystemExit(f"error: {len(missing)} of {len(names)} study experiments missing: "
-                         f"{where}; run {again}")  # fmt: skip
-    if pulled and (lost := [n for n, place in storage(commits).items() if place == "lost"]):
-        holders = sorted({worker_of(names, name, workers) for name in lost})
-        where = ", ".join(f"{name} (worker {worker_of(names, name, workers)}/{workers})"
-                          for name in sorted(lost))  # fmt: skip
-        again = "; ".join(f"`{worker_line(worker, workers, options)}`" for worker in holders)
-        raise SystemExit(f"error: {len(lost)} of {len(names)} study experiments arrived without "
-                         f"their models, which are on neither this machine nor the DVC remote: "
-                         f"{where}; on each of those workers' machines run its line again, "
-                         f"which pushes them: {again}")  # fmt: skip
     runs = pd.DataFrame(rows).sort_values(["architecture", "epochs", "seed"], ignore_index=True)
     curves = pd.concat(curves)[
         ["architecture", "epochs", "seed", "epoch", "train_loss", "test_loss"]
