@@ -19,6 +19,7 @@ skip.
 
 from __future__ import annotations
 
+import copy
 import csv
 import importlib
 import io
@@ -552,6 +553,112 @@ class Allowed:
 
     def regex(self) -> re.Pattern:
         return re.compile(self.pattern.replace(" ", r"\s+"))
+
+
+# --- docs/literature.md: Davidson et al. (2018), Table 1, beside our runs -----------------------
+
+LITERATURE = "docs/literature.md"
+PAPER = "docs/literature/davidson-2018-table-1.csv"
+FOLLOW_UP_EPOCHS = 200  # trdavidson/increasing-expressivity-s-vae, run_models.py's --epochs
+
+
+def literature_runs(head: Head) -> dict[int, list[str]]:
+    """The committed runs of the protocol, latent size -> result folders, by seed."""
+    runs: dict[int, list[str]] = {}
+    for name in sorted(_result_folders(head)):
+        if match := re.fullmatch(r"literature-d(\d+)-s(\d+)", name):
+            runs.setdefault(int(match[1]), []).append(f"docs/results/{name}")
+    return runs
+
+
+def kept_terms(head: Head, folder: str, last_epoch: int | None = None) -> dict[str, float]:
+    """A run's test ELBO terms at its kept epoch, or at its best validation epoch after the
+    warm-up and no later than `last_epoch`, as metrics/loss.csv gives them."""
+    rows = head.csv(f"{folder}/metrics/loss.csv")
+    if last_epoch is None:
+        epoch = head.json(f"{folder}/metrics/train.json")["best_epoch"]
+    else:
+        warmup = yaml.safe_load(head.text(f"{folder}/params.yaml"))["train"]["kl_warmup_epochs"]
+        counted = [r for r in rows if warmup < int(r["epoch"]) <= last_epoch]
+        epoch = int(min(counted, key=lambda r: float(r["validation_loss"]))["epoch"])
+    row = next(r for r in rows if int(r["epoch"]) == epoch)
+    return {"epoch": epoch, **{k: float(row[f"test_{k}"]) for k in ("loss", "recon", "kl")}}
+
+
+def mean_sd(values: list[float]) -> str:
+    if len(values) == 1:
+        return minus(f(values[0], 2))
+    return f"{minus(f(statistics.mean(values), 2))} ± {f(statistics.stdev(values), 2)}"
+
+
+@checked_table(LITERATURE, "latent", "seeds", sources=(PAPER,))
+def test_the_literature_table_is_the_paper_beside_the_committed_runs(head):
+    paper = {int(r["latent"]): r for r in head.csv(PAPER)}
+    expected = [["latent", "seeds", "LL, paper", "LL, ours", "L[q], paper", "L[q], ours",
+                 "RE, paper", "RE, ours", "KL, paper", "KL, ours"]]  # fmt: skip
+    for latent, folders in sorted(literature_runs(head).items()):
+        published = paper[latent]
+        ll = minus(published["LL"]) + (f" ± {published['LL_sd']}" if published["LL_sd"] else "")
+        terms = [kept_terms(head, folder) for folder in folders]
+        ours_ll = [head.json(f"{folder}/metrics/likelihood.json")["iwae"]["k500"] for folder in folders]  # fmt: skip
+        expected.append([
+            str(latent), str(len(folders)), ll, mean_sd(ours_ll),
+            minus(published["Lq"]), mean_sd([-t["loss"] for t in terms]),
+            minus(published["RE"]), mean_sd([-t["recon"] for t in terms]),
+            published["KL"], mean_sd([t["kl"] for t in terms]),
+        ])  # fmt: skip
+    assert_table(LITERATURE, expected[0][:2], expected)
+
+
+@checked_table(LITERATURE, "run", "best epoch", sources=(PAPER,))
+def test_the_literature_runs_table_is_where_each_run_stopped(head):
+    expected = [["run", "best epoch", "stopped after", "L[q]",
+                 f"best epoch ≤ {FOLLOW_UP_EPOCHS}", "L[q] there"]]  # fmt: skip
+    for folders in literature_runs(head).values():
+        for folder in folders:
+            train = head.json(f"{folder}/metrics/train.json")
+            kept, capped = kept_terms(head, folder), kept_terms(head, folder, FOLLOW_UP_EPOCHS)
+            expected.append([
+                f"`{folder.rsplit('/', 1)[1]}`", str(train["best_epoch"]),
+                str(train["stopped_epoch"]), minus(f(-kept["loss"], 2)), str(capped["epoch"]),
+                minus(f(-capped["loss"], 2)),
+            ])  # fmt: skip
+    assert_table(LITERATURE, expected[0][:2], expected)
+
+
+@checked_table(LITERATURE, "samples k", sources=("docs/results/literature-d2-s1-ks/metrics/likelihood.json",))  # fmt: skip
+def test_the_bound_against_k_is_the_committed_run(head):
+    bounds = head.json("docs/results/literature-d2-s1-ks/metrics/likelihood.json")["iwae"]
+    elbo = -kept_terms(head, "docs/results/literature-d2-s1")["loss"]
+    expected = [["samples k", "bound (nats)", "above the test ELBO (nats)"]]
+    for key in sorted(bounds, key=lambda k: int(k[1:])):
+        expected.append([key[1:], minus(f(bounds[key], 2)), f(bounds[key] - elbo, 2)])
+    assert_table(LITERATURE, expected[0][:1], expected)
+    # The ks run retrained nothing: its k = 500 is seed 1's own.
+    k500 = head.json("docs/results/literature-d2-s1/metrics/likelihood.json")["iwae"]["k500"]
+    assert bounds["k500"] == k500
+
+
+def test_the_documented_literature_lines_are_the_runs_params(head):
+    """The doc's `dvc exp run` line, applied to the committed params.yaml as DVC applies `-S`,
+    gives the params each run recorded (less its latent size and seed) and validates."""
+    from mnist_vae.params import validate
+
+    line = re.search(r"```bash\n(OMP_NUM_THREADS=1 dvc exp run [^\n]+)\n```", doc_text(LITERATURE))[1]  # fmt: skip
+    params = copy.deepcopy(head.params)
+    for setting in re.findall(r"-S '?([^' ]+)'?", line):
+        key, value = setting.split("=", 1)
+        section, leaf = key.split(".")
+        params[section][leaf] = yaml.safe_load(value)
+    validate(params)
+    for folders in literature_runs(head).values():
+        for folder in folders:
+            ran = yaml.safe_load(head.text(f"{folder}/params.yaml"))
+            for section in ("data", "model", "train", "evaluate_likelihood"):
+                mine = {k: v for k, v in params[section].items() if k not in ("latent_dim", "seed")}
+                assert {k: ran[section][k] for k in mine} == mine, (folder, section)
+            record = head.json(f"{folder}/provenance.json")["machine"]
+            assert record["threads"] == 1 and "OMP_NUM_THREADS=1" in line, folder
 
 
 # Sources the quotes read besides results: the code's own constants, as committed.
@@ -1410,7 +1517,100 @@ QUOTES: list[Quote] = [
     ),
 ]
 
+
+RUN_PARAMS = ("docs/results/literature-d2-s1/params.yaml",)
+
+
+def run_params(head: Head) -> dict:
+    return yaml.safe_load(head.text(RUN_PARAMS[0]))
+
+
+def _widths(head: Head) -> tuple[str, ...]:
+    hidden = run_params(head)["model"]["hidden_dims"]
+    encoder = [mnist_pixels(head), *hidden]
+    return tuple(map(str, [*encoder, *reversed(encoder)]))
+
+
+QUOTES += [
+    Q(
+        LITERATURE,
+        r"an encoder (\d+)-(\d+)-(\d+) with ReLU, a decoder (\d+)-(\d+)-(\d+)",
+        RUN_PARAMS,
+        _widths,
+    ),  # fmt: skip
+    Q(
+        LITERATURE,
+        r"learning rate (\S+), batches of (\d+)",
+        RUN_PARAMS,
+        lambda h: (str(run_params(h)["train"]["lr"]), str(run_params(h)["train"]["batch_size"])),
+    ),  # fmt: skip
+    Q(
+        LITERATURE,
+        r"full weight after (\d+) epochs",
+        RUN_PARAMS,
+        lambda h: str(run_params(h)["train"]["kl_warmup_epochs"]),
+    ),  # fmt: skip
+    Q(
+        LITERATURE,
+        r"a stop (\d+) epochs after it",
+        RUN_PARAMS,
+        lambda h: str(run_params(h)["train"]["patience"]),
+    ),  # fmt: skip
+    Q(
+        LITERATURE,
+        r"bound with (\d+) samples on all ([\d,]+) test images",
+        RUN_PARAMS,
+        lambda h: (
+            str(run_params(h)["evaluate_likelihood"]["ks"][0]),
+            f"{run_params(h)['evaluate_likelihood']['test_images']:,}",
+        ),
+    ),  # fmt: skip
+    Q(
+        LITERATURE,
+        r"hold out the last ([\d,]+) of the ([\d,]+) training images",
+        RUN_PARAMS,
+        lambda h: (f"{run_params(h)['data']['validation_images']:,}", f"{mnist_count('train'):,}"),
+    ),  # fmt: skip
+    Q(
+        LITERATURE,
+        r"Either leaves ([\d,]+) images to train on",
+        RUN_PARAMS,
+        lambda h: f"{mnist_count('train') - run_params(h)['data']['validation_images']:,}",
+    ),  # fmt: skip
+    Q(
+        LITERATURE,
+        r"ours takes any lower validation loss and stops at (\d+)",
+        RUN_PARAMS,
+        lambda h: str(run_params(h)["train"]["epochs"]),
+    ),  # fmt: skip
+    Q(
+        LITERATURE,
+        r"The paper's LL lies (\S+) nats above its ELBO",
+        (PAPER,),
+        lambda h: f(float(h.csv(PAPER)[0]["LL"]) - float(h.csv(PAPER)[0]["Lq"]), 2),
+    ),  # fmt: skip
+    Q(
+        LITERATURE,
+        r"(?:stopped after|at most|a later epoch than) (\d+)",
+        (),
+        lambda h: str(FOLLOW_UP_EPOCHS),
+    ),  # fmt: skip
+]
+
 ALLOWED: list[Allowed] = [
+    Allowed(
+        LITERATURE,
+        r"\(20\d\d\), Table 1|\(UAI 20\d\d\), Table 1|\((?:UAI )?20\d\d\)|et al\., 20\d\d\)",
+        "citations",
+    ),
+    Allowed(
+        LITERATURE,
+        r"draws 10,000 at random",
+        "the follow-up repository's split (utils/load_data.py)",
+    ),
+    Allowed(
+        LITERATURE, r"better only by 0\.01 nats", "the follow-up repository's --min_improv default"
+    ),
     Allowed("*", r"~6–7 %", "the report's claim, in its words"),
     Allowed("*", r"\[0, 1\]", "the unit interval of grey levels"),
     Allowed("*", r"cpu-2cores", "the benchmark results' folder, by name"),
@@ -1428,7 +1628,7 @@ ALLOWED: list[Allowed] = [
     Allowed("docs/likelihood.md", r"near λ = 0\.5", "where that normaliser is 0/0"),
     Allowed(
         "docs/likelihood.md",
-        r"NeurIPS 2019|Burda et al\. \(2015\)|Kingma & Welling \(2013\)",
+        r"NeurIPS 2019|Burda et al\. \(2015\)|Kingma & Welling \(2013\)|Davidson et al\. \(2018\)",
         "a paper's year",
     ),
     Allowed("docs/study.md", r"± 1 sd", "the figure's band: one standard deviation (study.py)"),
