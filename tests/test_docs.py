@@ -1537,25 +1537,25 @@ QUOTES += [
         r"an encoder (\d+)-(\d+)-(\d+) with ReLU, a decoder (\d+)-(\d+)-(\d+)",
         RUN_PARAMS,
         _widths,
-    ),  # fmt: skip
+    ),
     Q(
         LITERATURE,
         r"learning rate (\S+), batches of (\d+)",
         RUN_PARAMS,
         lambda h: (str(run_params(h)["train"]["lr"]), str(run_params(h)["train"]["batch_size"])),
-    ),  # fmt: skip
+    ),
     Q(
         LITERATURE,
         r"full weight after (\d+) epochs",
         RUN_PARAMS,
         lambda h: str(run_params(h)["train"]["kl_warmup_epochs"]),
-    ),  # fmt: skip
+    ),
     Q(
         LITERATURE,
         r"a stop (\d+) epochs after it",
         RUN_PARAMS,
         lambda h: str(run_params(h)["train"]["patience"]),
-    ),  # fmt: skip
+    ),
     Q(
         LITERATURE,
         r"bound with (\d+) samples on all ([\d,]+) test images",
@@ -1564,37 +1564,37 @@ QUOTES += [
             str(run_params(h)["evaluate_likelihood"]["ks"][0]),
             f"{run_params(h)['evaluate_likelihood']['test_images']:,}",
         ),
-    ),  # fmt: skip
+    ),
     Q(
         LITERATURE,
         r"hold out the last ([\d,]+) of the ([\d,]+) training images",
         RUN_PARAMS,
         lambda h: (f"{run_params(h)['data']['validation_images']:,}", f"{mnist_count('train'):,}"),
-    ),  # fmt: skip
+    ),
     Q(
         LITERATURE,
         r"Either leaves ([\d,]+) images to train on",
         RUN_PARAMS,
         lambda h: f"{mnist_count('train') - run_params(h)['data']['validation_images']:,}",
-    ),  # fmt: skip
+    ),
     Q(
         LITERATURE,
         r"ours takes any lower validation loss and stops at (\d+)",
         RUN_PARAMS,
         lambda h: str(run_params(h)["train"]["epochs"]),
-    ),  # fmt: skip
+    ),
     Q(
         LITERATURE,
         r"The paper's LL lies (\S+) nats above its ELBO",
         (PAPER,),
         lambda h: f(float(h.csv(PAPER)[0]["LL"]) - float(h.csv(PAPER)[0]["Lq"]), 2),
-    ),  # fmt: skip
+    ),
     Q(
         LITERATURE,
         r"(?:stopped after|at most|a later epoch than) (\d+)",
         (),
         lambda h: str(FOLLOW_UP_EPOCHS),
-    ),  # fmt: skip
+    ),
 ]
 
 ALLOWED: list[Allowed] = [
