@@ -62,3 +62,21 @@ def test_both_paths_pass_what_reproduces_and_fail_a_wrong_committed_loss(reprodu
     other = _check(repo, **other_machine)
     assert other.returncode == 1
     assert "metrics/train.json test_loss" in other.stdout and "TOO FAR" in other.stdout
+
+
+@pytest.mark.e2e
+def test_a_run_on_other_threads_is_another_machine_judged_within_tolerance(reproduced_repo):
+    """The committed run's threads are in its record; a run that trained on another count
+    (another process kept a core busy, or OMP_NUM_THREADS said so) is judged as another
+    machine's, never failed for its bits."""
+    repo = reproduced_repo
+    repo.run("python", ".ci/check_reproduced.py", "--record")
+    repo.run("git", "commit", "-q", "--allow-empty", "-am", "the machine the results came from")
+    recorded = json.loads((repo.root / ".ci/results-machine.json").read_text())["threads"]
+    other = "2" if recorded == 1 else "1"
+    repo.run("dvc", "repro", "-f", "train", OMP_NUM_THREADS=other)
+    repo.run("dvc", "repro", OMP_NUM_THREADS=other)
+    assert json.loads((repo.root / "metrics/train.json").read_text())["threads"] == int(other)
+    result = _check(repo)
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.startswith(f"another machine: threads: {recorded} -> {other}\n")
