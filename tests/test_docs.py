@@ -1108,6 +1108,12 @@ QUOTES: list[Quote] = [
     # docs/speed.md
     Q(
         "docs/speed.md",
+        r"floor\.json\) record, nothing else running: (.+?)\.\n",
+        (f"{BENCHMARKS}/pipeline.json", f"{BENCHMARKS}/floor.json"),
+        lambda h: machine_of(h, f"{BENCHMARKS}/pipeline.json", f"{BENCHMARKS}/floor.json"),
+    ),
+    Q(
+        "docs/speed.md",
         r"contention\.json\) records, nothing else running: (.+?)\.\n",
         (CONTENTION,),
         lambda h: machine_of(h, CONTENTION),
