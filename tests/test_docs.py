@@ -1533,11 +1533,16 @@ QUOTES: list[Quote] = [
     ),
     Q(
         "docs/explorer.md",
-        r"\(Chrome (\d+), Debian's",
+        r"\(Chromium (\d+), Debian's",
         (EXPLORER,),
-        lambda h: re.match(r"Chrome/(\d+)\.", h.json(EXPLORER)["browser"])[1],
+        lambda h: re.search(r"chromium (\d+)\.", h.json(EXPLORER)["browser"])[1],
     ),
-    Q("docs/explorer.md", r"names: (.+?)\.\n", (EXPLORER,), lambda h: machine_of(h, EXPLORER)),
+    Q(
+        "docs/explorer.md",
+        r"names, nothing else running: (.+?)\.\n",
+        (EXPLORER,),
+        lambda h: machine_of(h, EXPLORER),
+    ),
     Q(
         "docs/explorer.md",
         r"The five opens took (\S+) to (\S+) ms",
