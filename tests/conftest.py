@@ -76,6 +76,16 @@ def synthetic_root(tmp_path: Path) -> Path:
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_benchmark(script: str, *args: str, timeout: float | None = None) -> str:
+    """`python benchmarks/<script>.py ARGS`, whole, in its own process, as a reader runs it;
+    what it printed. A failure shows the script's own error."""
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / f"{script}.py"), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
 def committed(path: str) -> bytes:
     """`path` as committed at HEAD. Tests compare results with this, never with the
     workspace's copy, which the user's own `dvc repro` or `dvc exp run` may have changed.

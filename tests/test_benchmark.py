@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, committed
+from conftest import REPO_ROOT, committed, run_benchmark
 
 from mnist_vae.machine import BIT_FIELDS
 
@@ -26,10 +26,9 @@ def params_file(tmp_path):
 @pytest.mark.e2e  # a benchmark script, whole, in its own process
 def test_benchmark_times_the_loops_in_alternating_rounds(synthetic_root, tmp_path):
     out = tmp_path / "speed.json"
-    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "train_speed.py"),
-               "--device", "cpu", "--epochs", "3", "--batch-size", "64", "--flush-denormals",
-               "--peak-size", "512", "--data", str(synthetic_root), "--out", str(out)]  # fmt: skip
-    printed = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    printed = run_benchmark("train_speed", "--device", "cpu", "--epochs", "3", "--batch-size",
+                            "64", "--flush-denormals", "--peak-size", "512",
+                            "--data", str(synthetic_root), "--out", str(out))  # fmt: skip
 
     summary = json.loads(out.read_text())
     assert set(BIT_FIELDS) <= set(summary["machine"]) and summary["machine"]["device"] == "cpu"
@@ -59,9 +58,8 @@ def test_benchmark_times_the_loops_in_alternating_rounds(synthetic_root, tmp_pat
 )
 def test_contention_runs_every_loop_quiet_and_beside_busy_processes(synthetic_root, tmp_path):
     out = tmp_path / "contention.json"
-    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "contention.py"), "--rounds", "1",
-               "--epochs", "1", "--data", str(synthetic_root), "--out", str(out)]  # fmt: skip
-    subprocess.run(command, check=True, capture_output=True, text=True)
+    run_benchmark("contention", "--rounds", "1", "--epochs", "1", "--data", str(synthetic_root),
+                  "--out", str(out))  # fmt: skip
     summary = json.loads(out.read_text())
     assert set(BIT_FIELDS) <= set(summary["machine"])
     assert summary["busy_processes"] == len(os.sched_getaffinity(0)) - 1
@@ -215,10 +213,8 @@ def test_the_floor_adds_start_up_products_at_peak_and_adam(monkeypatch):
 @pytest.mark.e2e  # a benchmark script, whole, in its own process
 def test_kernel_settings_hash_the_trained_weights_reproducibly(synthetic_root, params_file):
     def train(setting):
-        command = [sys.executable, str(REPO_ROOT / "benchmarks" / "kernel_settings.py"),
-                   "--only", setting, "--epochs", "1", "--data", str(synthetic_root),
-                   "--params", str(params_file)]  # fmt: skip
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        output = run_benchmark("kernel_settings", "--only", setting, "--epochs", "1",
+                               "--data", str(synthetic_root), "--params", str(params_file))  # fmt: skip
         return json.loads(output.strip().splitlines()[-1])
 
     first, again, one_thread = train("default"), train("default"), train("1 thread instead of 2")
@@ -233,9 +229,8 @@ def test_kernel_settings_hash_the_trained_weights_reproducibly(synthetic_root, p
 @pytest.mark.e2e  # a benchmark script, whole, in its own process
 def test_adam_step_compares_the_two_optimizers_on_the_stages_models(tmp_path, params_file):
     out = tmp_path / "adam.json"
-    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "adam_step.py"), "--steps", "20",
-               "--processes", "2", "--params", str(params_file), "--out", str(out)]  # fmt: skip
-    subprocess.run(command, check=True, capture_output=True, text=True)
+    run_benchmark("adam_step", "--steps", "20", "--processes", "2", "--params", str(params_file),
+                  "--out", str(out))  # fmt: skip
     summary = json.loads(out.read_text())
 
     built = summary["building"]

@@ -9,14 +9,12 @@ drew is read back from its canvases and compared with `VAE.decode` in Python.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from browser import MISSING, find_chromium, offline_chromium, offline_page
-from conftest import REPO_ROOT, synthetic_digits
+from conftest import run_benchmark, synthetic_digits
 from playwright.sync_api import Browser
 
 from mnist_vae.explorer import NEAREST, explorer_page
@@ -292,11 +290,8 @@ def test_the_speed_benchmark_reports_what_it_timed(tmp_path):
         explorer_page(small_vae(True, "bernoulli"), images, labels, DATASETS["MNIST"], 20)
     )
     out, shot = tmp_path / "speed.json", tmp_path / "shot.png"
-    subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks/explorer_speed.py"), "--page", str(page),
-         "--opens", "3", "--batches", "5", "--out", str(out), "--screenshot", str(shot)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+    run_benchmark("explorer_speed", "--page", str(page), "--opens", "3", "--batches", "5",
+                  "--out", str(out), "--screenshot", str(shot), timeout=300)  # fmt: skip
     result = json.loads(out.read_text())
     assert result["page_bytes"] == page.stat().st_size and result["decoder_hidden_units"] == 64
     assert len(result["first_digit_ms"]) == 3 and result["decode_batches"] == 5
