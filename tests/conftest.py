@@ -18,7 +18,8 @@ from pathlib import Path
 # `make test` runs a worker per core (pytest-xdist); each worker, and every pipeline it runs,
 # computes on its share of the cores, so none waits for another's threads. Set before numpy
 # and torch load; a count the user set is kept. Fixed threads also keep the end-to-end
-# pipelines' bits independent of what else the machine runs (runtime.FairThreads).
+# pipelines' bits independent of what else the machine runs (runtime.FairThreads). The cores
+# are counted here as `runtime.usable_cores` counts them: importing it would load torch first.
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (_cores or 1) // _workers)))

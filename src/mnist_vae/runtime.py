@@ -102,8 +102,8 @@ class FairThreads:
     """CPU threads for a training loop that shares the machine fairly.
 
     torch's threads wait for each other at every operation, spinning; beside another busy
-    process one of them is always waiting for a core, and an epoch on two threads beside one
-    busy core took 18 times as long as on a quiet machine (benchmarks/contention.py). So
+    process one of them is always waiting for a core, and the others spin until it gets one
+    (benchmarks/contention.py measures what that costs, docs/speed.md shows it). So
     between epochs this reads how many of our cores other processes kept busy since the last
     reading (/proc/stat, less our own CPU time) and trains on the cores they left: one fewer
     thread per busy core, at least one, at most `stage_threads()`. A quiet machine keeps

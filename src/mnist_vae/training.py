@@ -184,11 +184,12 @@ def threads_used(rows: list[dict]) -> int | str:
     spans = [list(group) for _, group in itertools.groupby(rows, key=lambda row: row["threads"])]
     if len(spans) == 1:
         return spans[0][0]["threads"]
-    epochs = [(span[0]["epoch"], span[-1]["epoch"]) for span in spans]
-    return ", ".join(
-        f"{span[0]['threads']} ({f'epoch {first}' if first == last else f'epochs {first}-{last}'})"
-        for span, (first, last) in zip(spans, epochs, strict=True)
-    )
+
+    def epochs(span: list[dict]) -> str:
+        first, last = span[0]["epoch"], span[-1]["epoch"]
+        return f"epoch {first}" if first == last else f"epochs {first}-{last}"
+
+    return ", ".join(f"{span[0]['threads']} ({epochs(span)})" for span in spans)
 
 
 def _columns(split: str, terms: ElboTerms) -> dict:
