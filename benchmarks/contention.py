@@ -47,16 +47,14 @@ SPIN = "while True: pass"
 def serve(loop: str, epochs: int, data: str) -> None:
     """A worker: one warm-up and `epochs` timed epochs of `loop`; prints one JSON line."""
     device = torch.device("cpu")
+    configure_threads()  # the threads every stage starts with (runtime.stage_setup)
     if loop == "conventional":
-        configure_threads()
         _, _, epoch = build_loop("conventional", device, 128, data, None)
         seconds = [timed(device, epoch)[0] for _ in range(1 + epochs)]
         threads = [torch.get_num_threads()] * len(seconds)
     else:
-        # As the train stage: the threads' reading starts before the data are loaded.
-        configure_threads()
-        share = FairThreads() if loop == "adaptive" else None
         x = load_split(data, "train").flat_float()
+        share = FairThreads() if loop == "adaptive" else None  # as the train stage: after loading
         torch.manual_seed(SEED)
         rows = fit(VAE(**MODEL), x, x[:2048], epochs=1 + epochs, batch_size=128, lr=1e-3,
                    seed=SEED, threads=share).rows  # fmt: skip

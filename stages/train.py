@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 
 def main() -> None:
     params, device = stage_setup()
-    # From here, through loading the data, it reads what other processes take of the CPU.
-    threads = FairThreads() if device.type == "cpu" else None
     data, settings = params.data, params.train
     torch.manual_seed(settings.seed)
 
@@ -40,6 +38,9 @@ def main() -> None:
     train_x, validation_x = images[:kept], images[kept:]
     test_x = load_split("data", "test", data.dataset).flat_float(device)
     model = VAE(**params.model.model_dump()).to(device)
+    # It reads what other processes take of the CPU from here, over the epochs only: loading the
+    # data faults in pages, which a virtual machine's /proc/stat counts as stolen time.
+    threads = FairThreads() if device.type == "cpu" else None
 
     with tqdm(total=settings.epochs, desc=f"train on {device}", unit="epoch") as bar:
 
