@@ -46,6 +46,7 @@ from mnist_vae.machine import BIT_FIELDS
 BENCHMARKS = "benchmarks/results/cpu-2cores"
 TRAIN_RUNS = [f"{BENCHMARKS}/train-run-{k}.json" for k in (1, 2, 3)]
 CONTENTION = f"{BENCHMARKS}/contention.json"
+PIPELINE, FLOOR = f"{BENCHMARKS}/pipeline.json", f"{BENCHMARKS}/floor.json"
 DOCS = ["README.md", *sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "docs").glob("*.md"))]  # fmt: skip
 
 
@@ -479,12 +480,12 @@ def _result_folders(head: Head) -> list[str]:
 PIPELINE_PENDING = "The table of its result for the current stages comes here."
 
 
-@checked_table("docs/speed.md", "step", "seconds", sources=(f"{BENCHMARKS}/pipeline.json",))
+@checked_table("docs/speed.md", "step", "seconds", sources=(PIPELINE,))
 def test_the_pipeline_timing_table_is_the_benchmarks_file(head):
     if ["step", "seconds"] not in [t[0][:2] for t in markdown_tables(doc_text("docs/speed.md"))]:
         assert PIPELINE_PENDING in doc_text("docs/speed.md")
         return
-    measured = head.json(f"{BENCHMARKS}/pipeline.json")
+    measured = head.json(PIPELINE)
     expected = [["step", "seconds", "start-up", "peak RSS (MB)"]]
     for row in measured["medians"]:
         startup = row.get("after_startup_seconds")
@@ -493,12 +494,12 @@ def test_the_pipeline_timing_table_is_the_benchmarks_file(head):
     assert_table("docs/speed.md", ["step", "seconds"], expected)
 
 
-@checked_table("docs/speed.md", "stage", "measured (s)", sources=(f"{BENCHMARKS}/floor.json",))
+@checked_table("docs/speed.md", "stage", "measured (s)", sources=(FLOOR,))
 def test_the_floor_table_is_the_benchmarks_file(head):
     if ["stage", "measured (s)"] not in [t[0][:2] for t in markdown_tables(doc_text("docs/speed.md"))]:  # fmt: skip
         assert PIPELINE_PENDING in doc_text("docs/speed.md")
         return
-    floor = head.json(f"{BENCHMARKS}/floor.json")
+    floor = head.json(FLOOR)
     expected = [["stage", "measured (s)", "GFLOP", "products at peak (s)", "Adam at fastest (s)",
                  "floor (s)", "share of peak reached"]]  # fmt: skip
     for row in floor["stages"]:
@@ -1109,8 +1110,8 @@ QUOTES: list[Quote] = [
     Q(
         "docs/speed.md",
         r"floor\.json\) record, nothing else running: (.+?)\.\n",
-        (f"{BENCHMARKS}/pipeline.json", f"{BENCHMARKS}/floor.json"),
-        lambda h: machine_of(h, f"{BENCHMARKS}/pipeline.json", f"{BENCHMARKS}/floor.json"),
+        (PIPELINE, FLOOR),
+        lambda h: machine_of(h, PIPELINE, FLOOR),
     ),
     Q(
         "docs/speed.md",
