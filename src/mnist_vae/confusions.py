@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the counting is NumPy's: the study imports the pair names without torch
+    import torch
 
 # The pairs the report names ("9 comes back as 4, 5 as 8, 3 as 8") as (true, read as), then
 # the same pairs the other way round: a model may confuse a pair one way only.
@@ -18,8 +22,8 @@ def pair_name(true: int, read_as: int) -> str:
 
 def confusion_counts(true: torch.Tensor, predicted: torch.Tensor) -> np.ndarray:
     """10×10 counts: row = true class, column = class read."""
-    pairs = (true.cpu() * 10 + predicted.cpu()).long()
-    return torch.bincount(pairs, minlength=100).reshape(10, 10).numpy()
+    pairs = true.cpu().numpy().astype(np.int64) * 10 + predicted.cpu().numpy()
+    return np.bincount(pairs, minlength=100).reshape(10, 10)
 
 
 def read_as_shares(counts: np.ndarray) -> np.ndarray:
@@ -48,5 +52,5 @@ def top_confusions(counts: np.ndarray, n: int = 3) -> list[tuple[int, int, float
 
 def class_shares(predicted: torch.Tensor) -> np.ndarray:
     """The share of images read as each class."""
-    counts = torch.bincount(predicted.cpu(), minlength=10).double()
-    return (counts / counts.sum()).numpy()
+    counts = np.bincount(predicted.cpu().numpy(), minlength=10).astype(np.float64)
+    return counts / counts.sum()

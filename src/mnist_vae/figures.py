@@ -16,13 +16,13 @@ import matplotlib
 matplotlib.use("Agg")  # stages run headless, in CI and under DVC
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
 from mnist_vae.atomic import atomic_path
 from mnist_vae.idx import DIGITS
 
-if TYPE_CHECKING:  # only the loss table's type: the stages that draw no curves skip pandas
+if TYPE_CHECKING:  # types only: the study's tables and figure need neither torch nor pandas here
     import pandas as pd
+    import torch
 
 DPI = 100
 DIGIT_SCALE = 2  # screen pixels per MNIST pixel
