@@ -5,7 +5,6 @@ from git: `make study` and the pipeline rewrite their workspace copies)."""
 import io
 import json
 import math
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import PipelineRepo, committed, documented_commands
+from conftest import PipelineRepo, committed
 from test_ci_check import check_module
 
 from mnist_vae import study
@@ -38,21 +37,11 @@ def one_machine_study(_reproduced_once, tmp_path_factory):
     return repo, said
 
 
-@pytest.mark.e2e
-def test_a_small_queue_is_run_resumed_and_collected_from_the_experiments_own_files(
-    one_machine_study,
-):
-    repo, (first, resumed, again) = one_machine_study
-    assert "queued 2 experiments, 0 already done, 0 still on the queue" in first
-    # A larger study resumes the smaller one: only the two seed-2 runs are queued and run.
-    assert "queued 2 experiments, 2 already done, 0 still on the queue" in resumed
-    # Everything exists for this commit: nothing is run.
-    assert "queued 0 experiments, 4 already done, 0 still on the queue" in again
-
-    out = repo.root / "docs" / "study"
+def rows_are_the_experiments(repo: PipelineRepo, out: Path) -> pd.DataFrame:
+    """runs.csv and curves.csv under `out`, each row checked against its experiment's own
+    files (params, metrics, loss curve) read from its git ref in `repo`; runs.csv's rows."""
     runs = pd.read_csv(out / "runs.csv")
     curves = pd.read_csv(out / "curves.csv")
-    assert len(runs) == 4
     refs = repo.run("git", "for-each-ref", "--format=%(refname)", "refs/exps").stdout.split()
     by_name = {ref.rsplit("/", 1)[-1]: ref for ref in refs}
     for row in runs.to_dict("records"):
@@ -77,6 +66,23 @@ def test_a_small_queue_is_run_resumed_and_collected_from_the_experiments_own_fil
             & (curves["seed"] == row["seed"])
         ]
         assert run_curve["test_loss"].tolist() == history["test_loss"].tolist()
+    return runs
+
+
+@pytest.mark.e2e
+def test_a_small_queue_is_run_resumed_and_collected_from_the_experiments_own_files(
+    one_machine_study,
+):
+    repo, (first, resumed, again) = one_machine_study
+    assert "queued 2 experiments, 0 already done, 0 still on the queue" in first
+    # A larger study resumes the smaller one: only the two seed-2 runs are queued and run.
+    assert "queued 2 experiments, 2 already done, 0 still on the queue" in resumed
+    # Everything exists for this commit: nothing is run.
+    assert "queued 0 experiments, 4 already done, 0 still on the queue" in again
+
+    out = repo.root / "docs" / "study"
+    runs = rows_are_the_experiments(repo, out)
+    assert len(runs) == 4
 
     summary = pd.read_csv(out / "summary.csv")
     for (architecture, epochs), group in runs.groupby(["architecture", "epochs"]):
@@ -85,117 +91,6 @@ def test_a_small_queue_is_run_resumed_and_collected_from_the_experiments_own_fil
     table = (out / "summary.md").read_text()
     assert "| report (sigmoid on z) | 1 | 2 |" in table
     assert "| standard VAE | 1 | 2 |" in table
-
-
-def start(repo: PipelineRepo, command: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(command, cwd=repo.root, env=repo.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-
-def finish(process: subprocess.Popen) -> tuple[int, str]:
-    """A worker's exit status and what it said; killed after a deadline that only a hang meets."""
-    try:
-        _, said = process.communicate(timeout=900)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        raise
-    return process.returncode, said
-
-
-def pushed(said: str) -> list[str]:
-    return sorted(re.findall(r"pushed (\S+) to origin", said))
-
-
-@pytest.mark.e2e
-def test_a_study_on_two_machines_survives_the_store_failing_and_a_third_clone_collects_it(
-    one_machine_study, shared_project, tmp_path
-):
-    """Two machines (clones) run their shares and push each experiment to the bare git remote
-    and the S3 server, which goes down while worker 1 trains its second experiment: that push
-    fails after DVC sent the git ref, so a collector finds the experiment without its model
-    and says so. The same worker line again pushes it; a fresh clone then collects the same
-    table as one machine did, and every experiment applied there is complete: model present,
-    nothing to rerun. Workers and collector run docs/study.md's miniature commands as written."""
-    s3 = shared_project.s3
-    out = tmp_path / "collected"
-    *shares, collect = documented_commands(
-        "docs/study.md", "On several machines", {"/tmp/tiny-study": str(out)}, block=2
-    )
-    workers = [shared_project.clone(tmp_path / f"worker-{k}") for k in (1, 2)]
-    for worker in workers:
-        worker.run("dvc", "pull")
-    # Worker 2 was interrupted before: one experiment of its share is still on its queue.
-    workers[1].run("dvc", "exp", "run", "--queue", "--name", "study-standard-e1-s2",
-                   "-S", "model.sigmoid_latent=false", "-S", "train.epochs=1",
-                   "-S", "train.seed=2")  # fmt: skip
-    code, said = finish(start(workers[1], shares[1]))
-    assert code == 0, said
-    assert "queued 1 experiments, 0 already done, 1 still on the queue" in said
-    assert pushed(said) == ["study-sigmoid_on_z-e1-s2", "study-standard-e1-s2"]
-
-    try:
-        worker = start(workers[0], shares[0])
-        for line in worker.stderr:  # the store goes down once the first experiment is pushed
-            if line.startswith("pushed study-sigmoid_on_z-e1-s1"):
-                s3.stop()
-                break
-        code, said = finish(worker)
-    finally:
-        if s3.process is None:
-            s3.start()  # the same data and ports
-    assert code == 1
-    assert (
-        said.strip()
-        .splitlines()[-1]
-        .startswith("error: `dvc exp push` failed: ERROR: failed to push cache")
-    ), said
-    origin = PipelineRepo(shared_project.origin)
-    refs = origin.run("git", "for-each-ref", "--format=%(refname:lstrip=-1)", "refs/exps").stdout
-    assert "study-standard-e1-s1" in refs.split()  # DVC pushed the git ref, then failed
-
-    early = shared_project.clone(tmp_path / "early-collector")
-    stopped = early.run(*collect, check=False)
-    assert stopped.returncode == 1
-    assert stopped.stderr.strip().splitlines()[-1] == (
-        "error: 1 of 4 study experiments arrived without their models, which are on neither "
-        "this machine nor the DVC remote: study-standard-e1-s1 (worker 1/2); on each of those "
-        "workers' machines run its line again, which pushes them: "
-        "`python -m mnist_vae.study run --epochs 1 --seeds 1 2 --worker 1/2`"
-    )
-    assert not out.exists() and early.git_status() == []  # nothing written
-
-    code, said = finish(start(workers[0], shares[0]))  # the same line again, the store back
-    assert code == 0, said
-    assert pushed(said) == ["study-standard-e1-s1"]
-    assert "queued 0 experiments, 2 already done, 0 still on the queue" in said
-
-    # Worker 1's machine is gone; a fresh one resumes its share from the remotes: nothing to do.
-    again = shared_project.clone(tmp_path / "worker-1-again")
-    resumed = again.run(*STUDY, "run", *TINY_STUDY, "--worker", "1/2").stderr
-    assert "queued 0 experiments, 2 already done, 0 still on the queue" in resumed
-    assert not pushed(resumed)
-
-    collector = shared_project.clone(tmp_path / "collector")
-    alone = collector.run(*STUDY, "collect", *TINY_STUDY, "--workers", "2", "--out", str(out),
-                          check=False)  # fmt: skip
-    assert alone.returncode == 1
-    assert alone.stderr.strip() == (
-        "error: 4 of 4 study experiments missing: study-sigmoid_on_z-e1-s1 (worker 1/2), "
-        "study-sigmoid_on_z-e1-s2 (worker 2/2), study-standard-e1-s1 (worker 1/2), "
-        "study-standard-e1-s2 (worker 2/2); run each worker's share again"
-    )
-    collector.run(*collect)
-    one_machine = one_machine_study[0].root / "docs" / "study"
-    for name in ("runs.csv", "curves.csv"):
-        assert (out / name).read_bytes() == (one_machine / name).read_bytes(), name
-
-    for name in study.plan((1,), (1, 2)):
-        collector.run("dvc", "exp", "apply", name)
-        assert (collector.root / "models" / "vae.pt").stat().st_size > 0, name
-        assert "Data and pipelines are up to date." in collector.run("dvc", "status").stdout, name
-    params = yaml.safe_load((collector.root / "params.yaml").read_text())
-    assert (params["model"]["sigmoid_latent"], params["train"]["seed"]) == (False, 2)
 
 
 def refused(repo: PipelineRepo, *args: str) -> str:
@@ -291,6 +186,20 @@ def test_waiting_reads_the_queue_again_after_dvc_exp_show_fails_and_stops_at_the
     monkeypatch.setattr(study, "finished", lambda commit, remote=None: {})
     with pytest.raises(study.ToolFailed, match="ERROR: unexpected error"):
         study.wait(["study-standard-e1-s1"], "abc", remote=None)
+
+
+def test_waiting_pushes_each_experiment_the_moment_it_finishes(monkeypatch):
+    """A machine that stops loses at most the experiment it was running: the first finished
+    experiment is pushed while the second still trains. Refs appear one poll after another."""
+    monkeypatch.setattr(study, "POLL_SECONDS", 0)
+    monkeypatch.setattr(study, "failures", lambda commit: [])
+    appear = iter([{}, {"a": "refs/exps/ab/cd/a"}, {"a": "refs/exps/ab/cd/a"},
+                   {"a": "refs/exps/ab/cd/a", "b": "refs/exps/ab/cd/b"}])  # fmt: skip
+    polls, pushed_at = [], []
+    monkeypatch.setattr(study, "finished", lambda commit, remote=None: polls.append(1) or next(appear))  # fmt: skip
+    monkeypatch.setattr(study, "push", lambda remote, ref: pushed_at.append((ref, len(polls))))
+    study.wait(["a", "b"], "abcd", remote="origin")
+    assert pushed_at == [("refs/exps/ab/cd/a", 2), ("refs/exps/ab/cd/b", 4)]
 
 
 def test_summary_gives_mean_sample_sd_and_the_gain_paired_by_seed():
@@ -396,17 +305,6 @@ def test_collecting_without_the_experiments_stops_in_one_line(monkeypatch, tmp_p
 
 
 @pytest.mark.e2e
-def test_a_worker_the_store_refuses_stops_in_one_line_and_writes_nothing(shared_project, tmp_path):
-    s3, origin = shared_project.s3, shared_project.origin
-    worker = shared_project.clone(tmp_path / "worker")
-    worker.run("dvc", "remote", "modify", "--local", "storage", "secret_access_key", "wrong")
-    stored, refs = s3.keys("dvc"), pushed_experiments(origin)
-    said = refused(worker, "--worker", "1/2")
-    assert said.startswith("error: cannot compare with the DVC remote: "), said
-    assert s3.keys("dvc") == stored and pushed_experiments(origin) == refs
-
-
-@pytest.mark.e2e
 def test_waiting_stops_in_one_line_when_dvcs_queue_fails_an_experiment(
     reproduced_repo, monkeypatch
 ):
@@ -443,14 +341,26 @@ def test_a_worker_pushes_only_what_the_dvc_remote_lacks_and_stops_on_what_nobody
     monkeypatch.setattr(study, "finished", lambda commit, remote=None: dict(there if remote else here))  # fmt: skip
     monkeypatch.setattr(study, "git", lambda *args: fetched.extend(args[3:]) or here.update(c=refs["c"]) or "")  # fmt: skip
     monkeypatch.setattr(study, "push", lambda remote, ref: pushed_now.append(ref) or places.update({ref.rsplit("/", 1)[-1]: "remote"}))  # fmt: skip
-    places = {"a": "here", "b": "remote", "c": "remote"}
-    monkeypatch.setattr(study, "storage", lambda revisions: {n: places[n] for n in revisions})
+    places = {"this commit": "here", "a": "here", "b": "remote", "c": "remote"}
+    asked = []
+    monkeypatch.setattr(study, "storage", lambda revisions: asked.append(sorted(revisions)) or {n: places[n] for n in revisions})  # fmt: skip
 
     # a: finished here, its models not on the DVC remote (its ref may well be on the git remote)
     # b: shared; c: finished elsewhere and shared; d: not finished anywhere.
     assert study.share_what_finished(["a", "b", "c", "d"], "abcd", "origin") == {"a", "b", "c"}
     assert pushed_now == [refs["a"]]
     assert fetched == [f"{refs['c']}:{refs['c']}"]
+    # One comparison for all, the commit's with them; then the pushed one is confirmed.
+    assert asked == [["a", "b", "c", "this commit"], ["a"]]
+
+    # Nothing finished anywhere: the DVC remote is still asked, before any work.
+    kept = dict(here), dict(there)
+    for refs_found in (here, there, asked):
+        refs_found.clear()
+    assert study.share_what_finished(["a", "b", "c", "d"], "abcd", "origin") == set()
+    assert asked == [["this commit"]]
+    here.update(kept[0])
+    there.update(kept[1])
 
     # A push that DVC reports done but that left the models behind is not taken as done.
     places["a"] = "here"

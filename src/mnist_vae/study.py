@@ -166,7 +166,6 @@ def refuse_what_cannot_be_shared(remote: str, commit: str) -> None:
     if not git("branch", "--remotes", "--contains", commit, "--list", f"{remote}/*").strip():
         raise SystemExit(f"error: commit {commit[:7]} is not on the git remote {remote!r}: "
                          f"`git push {remote} HEAD` first, then run every worker on it")  # fmt: skip
-    storage({"this commit": commit})  # the DVC remote answers these credentials, before any work
 
 
 def push(remote: str, ref: str) -> None:
@@ -236,17 +235,18 @@ def run(names: list[str], out: Path, remote: str | None = None) -> None:
 def share_what_finished(names: list[str], commit: str, remote: str) -> set[str]:
     """The experiments of `names` that are shared: their ref on the git remote and, as DVC
     finds, their cached outputs on the DVC remote. Those finished here but not yet shared are
-    pushed now. One whose models are neither here nor on the DVC remote stops the study."""
+    pushed now. One whose models are neither here nor on the DVC remote stops the study, as
+    does a DVC remote that refuses these credentials: it is asked before any work."""
     here, elsewhere = finished(commit), finished(commit, remote)
     mine = [name for name in names if name in here or name in elsewhere]
-    if not mine:
-        return set()
     # Another machine's refs (this share run before, elsewhere): fetched, so DVC can read
     # which outputs they need; their models stay on the DVC remote.
     if fetched := [elsewhere[name] for name in mine if name not in here]:
         git("fetch", "--quiet", remote, *(f"{ref}:{ref}" for ref in fetched))
     here = finished(commit)
-    where = storage({name: here[name] for name in mine})
+    # One comparison with the DVC remote for all (each opens the repo and reads its index);
+    # the commit's own outputs ask it even when nothing has finished yet.
+    where = storage({"this commit": commit, **{name: here[name] for name in mine}})
     if lost := [name for name in mine if where[name] == "lost"]:
         raise SystemExit(
             f"error: {len(lost)} finished experiments have their models neither on this machine "
@@ -254,11 +254,11 @@ def share_what_finished(names: list[str], commit: str, remote: str) -> set[str]:
             f"trained them, or, if it is gone, `dvc exp remove --git-remote {remote} "
             f"{' '.join(lost)}` and run this line again to retrain them"
         )
-    for name in mine:
-        if where[name] == "here":
-            push(remote, here[name])
-    if unshared := [name for name, place in storage({n: here[n] for n in mine}).items()
-                    if place != "remote"]:  # fmt: skip
+    pushed = [name for name in mine if where[name] == "here"]
+    for name in pushed:
+        push(remote, here[name])
+    after = storage({name: here[name] for name in pushed}) if pushed else {}
+    if unshared := [name for name in pushed if after[name] != "remote"]:
         raise SystemExit(f"error: `dvc exp push` left {unshared[0]} without its models on the "
                          "DVC remote; run this line again")  # fmt: skip
     return set(mine)
