@@ -23,11 +23,12 @@ repro: $(STAMP)
 	$(BIN)/dvc repro
 
 # The tests on every core, at most 4 (past that the seed study's file sets the pace), each
-# file's tests in one process, so that what a file's tests share (the tiny study) is made once.
+# file's tests in one process, so that what a file's tests share (the tiny study) is made once;
+# files in collection order, the longest first (tests/conftest.py).
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest --numprocesses auto --maxprocesses 4 --dist loadfile
+	$(BIN)/python -m pytest --numprocesses auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 # The seed study of docs/study.md: 20 DVC experiments on DVC's queue, then the tables and the
 # figure under docs/study/. It resumes: experiments that exist for this commit are not rerun.
