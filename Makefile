@@ -22,9 +22,9 @@ venv: $(STAMP)
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
-# The tests on every core, at most 4 (past that the seed study's file sets the pace), each
-# file's tests in one process, so that what a file's tests share (the tiny study) is made once;
-# files in collection order, the longest first (tests/conftest.py).
+# The tests in one process per core and one more (`auto`: tests/conftest.py), at most 4 (past
+# that the seed study's files set the pace), each file's tests in one process, so that what a
+# file's tests share (the tiny study) is made once; the longest files first (tests/conftest.py).
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
