@@ -245,7 +245,10 @@ def test_adam_step_compares_the_two_optimizers_on_the_stages_models(tmp_path, pa
         medians = stepped["step_microseconds_median"]
         theirs, ours = medians["torch.optim.Adam(fused=True)"], medians["FusedAdam"]
         assert theirs > 0 and ours > 0
-        assert abs(stepped["fused_adam_over_torch_optim"] - theirs / ours) < 0.02 * theirs / ours
+        # The script rounds the ratio to 2 decimals (±0.005) and the medians to whole µs: a
+        # relative bound alone fails whenever one optimizer is far the slower (a busy core).
+        ratio = stepped["fused_adam_over_torch_optim"]
+        assert abs(ratio - theirs / ours) <= 0.005 + 0.01 * theirs / ours
 
 
 def _usage(docstring: str) -> str:
