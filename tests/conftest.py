@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-# `make test` runs a worker per core (pytest-xdist); each worker, and every pipeline it runs,
-# computes on its share of the cores, so none waits for another's threads. Set before numpy
+# `make test` runs a worker per core and one more (pytest-xdist); each worker, and every
+# pipeline it runs, computes on its share of the cores (at least one thread). Set before numpy
 # and torch load; a count the user set is kept. Fixed threads also keep the end-to-end
 # pipelines' bits independent of what else the machine runs (runtime.FairThreads). The cores
 # are counted here as `runtime.usable_cores` counts them: importing it would load torch first.
