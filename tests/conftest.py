@@ -29,6 +29,7 @@ import botocore.session  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
+from filelock import FileLock  # noqa: E402
 
 from mnist_vae.atomic import write_bytes  # noqa: E402
 from mnist_vae.idx import IDX_NAMES, encode_idx, raw_dir  # noqa: E402
@@ -62,8 +63,10 @@ def write_synthetic_mnist(
 # The files that take longest (minutes of DVC experiments), first: `make test` hands whole
 # files to its processes in collection order (`--dist loadfile --no-loadscope-reorder`), and a
 # long file handed out last would keep one process busy after the others have finished.
-LONGEST_FIRST = ("test_study.py", "test_study_workers.py", "test_pipeline.py",
-                 "test_benchmark.py", "test_failures.py")  # fmt: skip
+# test_benchmark, third, needs no tiny reproduced repo: while the first process makes it
+# (`_reproduced_once`) and the second waits for it, the third computes.
+LONGEST_FIRST = ("test_study.py", "test_study_workers.py", "test_benchmark.py",
+                 "test_pipeline.py", "test_failures.py")  # fmt: skip
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
@@ -232,10 +235,26 @@ def pipeline_repo(tmp_path: Path) -> PipelineRepo:
 
 @pytest.fixture(scope="session")
 def _reproduced_once(tmp_path_factory) -> Path:
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("reproduced") / "repo")
-    repo.run("dvc", "repro")
-    repo.commit("every stage's outputs")
-    return repo.root
+    """A tiny repo in which `dvc repro` has run every stage, committed; tests copy or clone it
+    and never change it. Made once per `make test` (running every stage takes a process about
+    20 s): the first of pytest-xdist's processes to ask makes it in their common temporary
+    folder, and the others wait on its lock."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    # Under xdist each process's base folder is one of this run's; their parent is the run's.
+    common = tmp_path_factory.getbasetemp()
+    common = common.parent if worker else common
+    root = common / "reproduced" / "repo"
+    with FileLock(common / "reproduced.lock"):
+        if not root.exists():
+            # Made aside and renamed: a build that fails leaves nothing a later process takes
+            # for a finished one, and that process tries again (and shows the same failure).
+            building = common / "reproduced" / f"building-{worker or 'main'}"
+            shutil.rmtree(building, ignore_errors=True)
+            repo = make_pipeline_repo(building)
+            repo.run("dvc", "repro")
+            repo.commit("every stage's outputs")
+            building.rename(root)
+    return root
 
 
 @pytest.fixture
@@ -409,7 +428,8 @@ class SharedProject:
 
 
 @pytest.fixture(scope="session")
-def shared_project(_reproduced_once: Path, s3_server: S3Server, tmp_path_factory) -> SharedProject:
+def shared_project(s3_server: S3Server, _reproduced_once: Path, tmp_path_factory) -> SharedProject:
+    # The server first: it starts while another process may still be making the tiny repo.
     root = tmp_path_factory.mktemp("shared")
     subprocess.run(["git", "clone", "-q", "--bare", str(_reproduced_once), str(root / "origin.git")],
                    check=True, capture_output=True)  # fmt: skip
