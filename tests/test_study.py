@@ -23,18 +23,17 @@ GENERATED = ("summary.csv", "summary.md", "test_loss_curves.png")
 
 STUDY = ("python", "-m", "mnist_vae.study")
 TINY_STUDY = ("--epochs", "1", "--seeds", "1", "2")  # both architectures, 2 seeds
+ONE_SEED = ("--epochs", "1", "--seeds", "1")  # one experiment per architecture
 
 
 @pytest.fixture(scope="module")
 def one_machine_study(_reproduced_once, tmp_path_factory):
-    """The tiny study on one machine with no remote: first seed 1, then resumed to seeds 1 and
-    2, then once more; the repo, and what each of the three runs said."""
+    """The tiny study on one machine with no remote, run twice; the repo, and what each run
+    said. (A larger study resuming a smaller one is the same rule, tested without DVC.)"""
     root = tmp_path_factory.mktemp("study") / "repo"
     shutil.copytree(_reproduced_once, root, symlinks=True)
     repo = PipelineRepo(root)
-    said = [repo.run(*STUDY, "run", "--epochs", "1", "--seeds", "1").stderr]
-    said += [repo.run(*STUDY, "run", *TINY_STUDY).stderr for _ in range(2)]
-    return repo, said
+    return repo, [repo.run(*STUDY, "run", *ONE_SEED).stderr for _ in range(2)]
 
 
 def rows_are_the_experiments(repo: PipelineRepo, out: Path) -> pd.DataFrame:
@@ -73,24 +72,22 @@ def rows_are_the_experiments(repo: PipelineRepo, out: Path) -> pd.DataFrame:
 def test_a_small_queue_is_run_resumed_and_collected_from_the_experiments_own_files(
     one_machine_study,
 ):
-    repo, (first, resumed, again) = one_machine_study
+    repo, (first, again) = one_machine_study
     assert "queued 2 experiments, 0 already done, 0 still on the queue" in first
-    # A larger study resumes the smaller one: only the two seed-2 runs are queued and run.
-    assert "queued 2 experiments, 2 already done, 0 still on the queue" in resumed
-    # Everything exists for this commit: nothing is run.
-    assert "queued 0 experiments, 4 already done, 0 still on the queue" in again
+    # Both exist for this commit, as DVC's experiments: nothing is run.
+    assert "queued 0 experiments, 2 already done, 0 still on the queue" in again
 
     out = repo.root / "docs" / "study"
     runs = rows_are_the_experiments(repo, out)
-    assert len(runs) == 4
+    assert len(runs) == 2
 
     summary = pd.read_csv(out / "summary.csv")
     for (architecture, epochs), group in runs.groupby(["architecture", "epochs"]):
         line = summary[(summary["architecture"] == architecture) & (summary["epochs"] == epochs)]
         assert line["test_loss_mean"].item() == pytest.approx(group["test_loss"].mean(), rel=1e-5)
     table = (out / "summary.md").read_text()
-    assert "| report (sigmoid on z) | 1 | 2 |" in table
-    assert "| standard VAE | 1 | 2 |" in table
+    assert "| report (sigmoid on z) | 1 | 1 |" in table
+    assert "| standard VAE | 1 | 1 |" in table
 
 
 def refused(repo: PipelineRepo, *args: str) -> str:
@@ -186,6 +183,28 @@ def test_waiting_reads_the_queue_again_after_dvc_exp_show_fails_and_stops_at_the
     monkeypatch.setattr(study, "finished", lambda commit, remote=None: {})
     with pytest.raises(study.ToolFailed, match="ERROR: unexpected error"):
         study.wait(["study-standard-e1-s1"], "abc", remote=None)
+
+
+def test_a_larger_study_queues_and_waits_for_only_what_this_commit_lacks(
+    monkeypatch, tmp_path, capsys
+):
+    """`--seeds 1 2` after `--seeds 1`: the seed-1 experiments exist for this commit (their
+    refs), one seed-2 experiment is still on DVC's queue (an interrupted run), so only the
+    other is queued; the wait is for both seed-2 ones."""
+    done = {name: f"refs/exps/ab/cd/{name}" for name in study.plan((1,), (1,))}
+    left, new = study.plan((1,), (2,))
+    monkeypatch.setattr(study, "refuse_a_changed_workspace", lambda out: None)
+    monkeypatch.setattr(study, "head", lambda: "abcd")
+    monkeypatch.setattr(study, "finished", lambda commit, remote=None: done)
+    monkeypatch.setattr(study, "experiments", lambda baseline="HEAD": [{"name": left, "state": "queued"}])  # fmt: skip
+    queued, waited = [], []
+    monkeypatch.setattr(study, "dvc", lambda *args: queued.append(args[args.index("--name") + 1]))
+    monkeypatch.setattr(study, "start_queue", lambda: None)
+    monkeypatch.setattr(study, "wait", lambda names, commit, remote: waited.extend(names))
+    study.run(study.plan((1,), (1, 2)), tmp_path)
+    assert queued == [new]
+    assert sorted(waited) == sorted([left, new])
+    assert "queued 1 experiments, 2 already done, 1 still on the queue" in capsys.readouterr().err
 
 
 def test_waiting_pushes_each_experiment_the_moment_it_finishes(monkeypatch):
