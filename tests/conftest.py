@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -30,6 +31,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 from filelock import FileLock  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from mnist_vae.atomic import write_bytes  # noqa: E402
 from mnist_vae.idx import IDX_NAMES, encode_idx, raw_dir  # noqa: E402
@@ -37,6 +39,12 @@ from mnist_vae.idx import IDX_NAMES, encode_idx, raw_dir  # noqa: E402
 
 def write_idx(path: Path, array: np.ndarray) -> None:
     write_bytes(path, encode_idx(array))
+
+
+def png_pixels(png: bytes, mode: str = "RGB") -> np.ndarray:
+    """A PNG's decoded pixels: what it shows, whichever zlib and Pillow builds compressed it."""
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert(mode)).astype(int)
 
 
 def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

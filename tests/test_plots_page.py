@@ -1,14 +1,13 @@
 """The offline plots page: DVC's charts must render without a CDN."""
 
 import hashlib
-import io
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from browser import MISSING, find_chromium, offline_chromium, offline_page
-from PIL import Image
+from conftest import png_pixels
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "vendor/vega/dvc-plots-offline.html"
@@ -50,11 +49,6 @@ CDN_SCRIPTS = [
 ]
 
 
-def _pixels(png: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(png)) as image:
-        return np.asarray(image.convert("RGB")).astype(int)
-
-
 @pytest.fixture(scope="module")
 def browser():
     with offline_chromium(CHROMIUM) as chromium:
@@ -72,7 +66,7 @@ def test_a_chart_renders_with_the_network_off(browser, tmp_path):
     page = offline_page(browser, 800, 600)
     page.goto(path.as_uri())
     page.wait_for_selector("#chart .marks")
-    chart = _pixels(page.locator("#chart").screenshot())
+    chart = png_pixels(page.locator("#chart").screenshot())
     # Dark axis labels and ticks, and the line, the one coloured mark (vega's blue): from
     # (1, 2) up to (2, 3), so higher on screen (a smaller row) at its right end.
     assert (chart.max(axis=2) < 128).sum() > 100
@@ -97,5 +91,5 @@ def test_a_page_that_needs_a_cdn_stays_blank(browser, tmp_path, setting):
     assert sorted(failed) == sorted(CDN_SCRIPTS)
     assert page.evaluate("typeof vegaEmbed") == "undefined"
     assert page.locator("#chart .marks").count() == 0
-    assert (_pixels(page.screenshot()) == 255).all()
+    assert (png_pixels(page.screenshot()) == 255).all()
     page.context.close()
