@@ -107,7 +107,9 @@ def pushed_experiments(origin: Path) -> list[str]:
 
 
 @pytest.mark.e2e
-def test_a_worker_without_a_dvc_remote_is_refused_and_pushes_nothing(reproduced_repo, tmp_path):
+def test_a_worker_or_a_collector_without_a_dvc_remote_is_refused_and_changes_nothing(
+    reproduced_repo, tmp_path
+):
     repo = reproduced_repo
     origin = tmp_path / "origin.git"
     repo.run("git", "clone", "-q", "--bare", str(repo.root), str(origin))
@@ -116,6 +118,12 @@ def test_a_worker_without_a_dvc_remote_is_refused_and_pushes_nothing(reproduced_
     assert said == f"error: {study.NO_DVC_REMOTE}"
     assert "dvc remote add -d" in said
     assert pushed_experiments(origin) == []
+    # Pulling the study's models needs the DVC remote too: said before anything is fetched.
+    out = tmp_path / "collected"
+    collector = repo.run(*STUDY, "collect", *TINY_STUDY, "--remote", "origin", "--out", str(out),
+                         check=False)  # fmt: skip
+    assert (collector.returncode, collector.stderr.strip()) == (1, f"error: {study.NO_DVC_REMOTE}")
+    assert not out.exists() and repo.git_status() == []
 
 
 @pytest.mark.e2e
@@ -140,6 +148,22 @@ def test_a_changed_workspace_or_an_unpushed_commit_is_refused_and_pushes_nothing
                     "`git push origin HEAD` first, then run every worker on it")  # fmt: skip
     assert pushed_experiments(origin) == []
     assert not storage.exists() or not any(storage.rglob("*"))
+
+
+@pytest.mark.parametrize("given", ["0/2", "3/2", "1/0", "2", "a/2", "1/2/3"])
+def test_a_worker_outside_k_of_n_is_refused_before_anything_runs(given, monkeypatch, capsys):
+    monkeypatch.setattr(study, "run", lambda *args: pytest.fail(f"--worker {given} was accepted"))
+    with pytest.raises(SystemExit) as stopped:
+        study.main(["run", "--worker", given])
+    assert stopped.value.code == 2  # argparse's usage error
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said.endswith(
+        f"argument --worker: expected K/N with 1 <= K <= N, e.g. 2/3; got {given!r}"
+    )
+
+
+def test_a_worker_k_of_n_is_read_as_two_numbers():
+    assert [study.parse_worker(text) for text in ("1/1", "2/3", "3/3")] == [(1, 1), (2, 3), (3, 3)]
 
 
 def test_a_failed_dvc_command_stops_the_study_with_dvcs_error_line(tmp_path, monkeypatch):
