@@ -123,15 +123,15 @@ def test_whichever_final_rename_fails_every_output_keeps_its_previous_bytes(
     assert _listing(tmp_path) == names
 
 
-def _send_sigterm_at_the_first_rename(monkeypatch, events):
+def _signal_at_the_first_rename(monkeypatch, events, signum):
     """os.replace that notes each new file it puts into place in `events`, and sends this
-    process SIGTERM as it puts the first."""
+    process `signum` as it puts the first."""
     replace = os.replace
 
     def replace_and_signal(source, destination):
         if str(source).endswith(".tmp"):
             if not events:
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signum)
             events.append(f"renamed {Path(destination).name}")
         replace(source, destination)
 
@@ -150,16 +150,27 @@ def another_thread():
     thread.join(timeout=60)
 
 
+# Ctrl-C's signal, and `kill`'s.
+INTERRUPTS = pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+
+
 @pytest.fixture
-def on_sigterm():
-    """Sets this process's SIGTERM handler for the test, and restores the previous after."""
-    previous = signal.getsignal(signal.SIGTERM)
-    yield lambda handler: signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGTERM, previous)
+def on_signal():
+    """Sets this process's handler of a signal for the test, and restores the previous after."""
+    previous = {}
+
+    def set_handler(signum, handler):
+        previous.setdefault(signum, signal.getsignal(signum))
+        signal.signal(signum, handler)
+
+    yield set_handler
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
+@INTERRUPTS
 def test_a_signal_during_the_final_renames_acts_after_them_and_changes_nothing(
-    tmp_path, monkeypatch, another_thread, on_sigterm
+    tmp_path, monkeypatch, another_thread, on_signal, signum
 ):
     names = ["a.bin", "b.bin", "c.bin"]
     previous = _previous_outputs(tmp_path, names)
@@ -169,8 +180,8 @@ def test_a_signal_during_the_final_renames_acts_after_them_and_changes_nothing(
         events.append("handler")
         raise KeyboardInterrupt
 
-    on_sigterm(interrupt)
-    _send_sigterm_at_the_first_rename(monkeypatch, events)
+    on_signal(signum, interrupt)
+    _signal_at_the_first_rename(monkeypatch, events, signum)
     with pytest.raises(KeyboardInterrupt), all_or_nothing():
         for name in names:
             write_bytes(tmp_path / name, b"new")
@@ -179,15 +190,16 @@ def test_a_signal_during_the_final_renames_acts_after_them_and_changes_nothing(
     assert _listing(tmp_path) == names
 
 
+@INTERRUPTS
 def test_an_ignored_signal_during_the_final_renames_stops_nothing(
-    tmp_path, monkeypatch, on_sigterm
+    tmp_path, monkeypatch, on_signal, signum
 ):
     # A stage started in the background ignores SIGINT; an ignored signal is no interruption.
     names = ["a.bin", "b.bin"]
     _previous_outputs(tmp_path, names)
     events = []
-    on_sigterm(signal.SIG_IGN)
-    _send_sigterm_at_the_first_rename(monkeypatch, events)
+    on_signal(signum, signal.SIG_IGN)
+    _signal_at_the_first_rename(monkeypatch, events, signum)
     try:
         with all_or_nothing():
             for name in names:
