@@ -54,6 +54,18 @@ def test_model_file_round_trip_with_weights_only(tmp_path):
         assert torch.equal(loaded.state_dict()[name], tensor)
 
 
+def test_a_model_file_trained_with_other_params_is_refused_naming_each_difference(tmp_path):
+    path = tmp_path / "vae.pt"
+    save_model(VAE(hidden_dims=[8], latent_dim=3, sigmoid_latent=False), path)
+    params = {"hidden_dims": [16], "latent_dim": 3, "sigmoid_latent": True}
+    with pytest.raises(ModelFileError) as raised:
+        load_model(path, VAE, params)
+    assert str(raised.value) == (
+        f"{path} was trained with other params (hidden_dims: file has [8], params.yaml has [16]; "
+        "sigmoid_latent: file has False, params.yaml has True); rerun `dvc repro` to retrain it"
+    )
+
+
 def test_a_pickle_with_code_is_not_loaded(tmp_path):
     import os
 
